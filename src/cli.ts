@@ -1,0 +1,92 @@
+// argv -> run | check | --version | --help. Exit codes: 0 ok, 1 bad config or start-up
+// failure, 2 usage.
+
+import { readFileSync } from 'node:fs';
+import { run, defaultConfigPath } from './main.ts';
+import { check } from './check.ts';
+
+const USAGE = `Usage:
+  opam-edge [--config FILE]          run (FILE: $OPAM_EDGE_CONFIG, else ./opam-edge.yaml,
+                                     else the built-in local demo)
+  opam-edge check [--config FILE]    validate the config, certificate/key pairs and upstream
+                                     names; exit 0 "ok", or 1 with every problem listed
+  opam-edge --version | --help
+`;
+
+export type Command =
+  | { kind: 'run'; config: string | null }
+  | { kind: 'check'; config: string | null }
+  | { kind: 'version' }
+  | { kind: 'help' }
+  | { kind: 'usage'; error: string };
+
+export function parseArgs(argv: readonly string[]): Command {
+  let kind: 'run' | 'check' = 'run';
+  let config: string | null = null;
+  const args = [...argv];
+  if (args[0] === 'check') {
+    kind = 'check';
+    args.shift();
+  } else if (args[0] === 'run') {
+    args.shift();
+  }
+  while (args.length > 0) {
+    const arg = args.shift()!;
+    if (arg === '--version' || arg === '-v') return { kind: 'version' };
+    if (arg === '--help' || arg === '-h') return { kind: 'help' };
+    if (arg === '--config' || arg === '-c') {
+      const value = args.shift();
+      if (value === undefined || value === '') return { kind: 'usage', error: `${arg} needs a file` };
+      config = value;
+    } else if (arg.startsWith('--config=')) {
+      config = arg.slice('--config='.length);
+      if (config === '') return { kind: 'usage', error: '--config needs a file' };
+    } else {
+      return { kind: 'usage', error: `unknown argument "${arg}"` };
+    }
+  }
+  return { kind, config };
+}
+
+export function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+export async function main(): Promise<number> {
+  const command = parseArgs(process.argv.slice(2));
+  switch (command.kind) {
+    case 'version':
+      process.stdout.write(`opam-edge ${version()}\n`);
+      return 0;
+    case 'help':
+      process.stdout.write(USAGE);
+      return 0;
+    case 'usage':
+      process.stderr.write(`opam-edge: ${command.error}\n${USAGE}`);
+      return 2;
+    case 'check':
+      return check(command.config ?? defaultConfigPath());
+    case 'run': {
+      const code = await run(command.config ?? defaultConfigPath());
+      // Stopped: whatever keep-alive handle is left must not hold the process open.
+      process.exit(code);
+    }
+  }
+}
+
+/** Runs the command line and sets the exit code (the entry point of bin/ and `npm start`). */
+export function cli(): void {
+  main().then(
+    (code) => {
+      // run() resolves only once the process should end; check/version end here.
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`opam-edge: ${(err as Error)?.stack ?? String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}
+
+if (import.meta.main) cli();

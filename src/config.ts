@@ -1,0 +1,336 @@
+// The configuration file: schema, defaults, validation with key paths, then a frozen Config.
+// Values come out normalised (durations in ms, sizes in bytes, listen addresses parsed),
+// under the same key names the operator writes, so logs and code speak one language.
+
+import { readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { isIP } from 'node:net';
+import { LineCounter, parseDocument, isNode } from 'yaml';
+import * as z from 'zod';
+import { isHostName, isSiteHostPattern, parseDuration, parseListen, parseSize } from './units.ts';
+import type { ListenAddress } from './units.ts';
+
+const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const ms = parseDuration(value);
+  if (ms === null) {
+    ctx.issues.push({ code: 'custom', input: value, message: `invalid duration "${value}" (expected e.g. 15s, 2m, 30d)` });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+const positiveDuration = duration.refine((ms) => ms > 0, 'must be greater than zero');
+
+const size = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const bytes = parseSize(value);
+  if (bytes === null) {
+    ctx.issues.push({ code: 'custom', input: value, message: `invalid size "${value}" (expected e.g. 8k, 1m)` });
+    return z.NEVER;
+  }
+  return bytes;
+});
+
+const listen = z.union([z.string(), z.number()]).transform((value, ctx): ListenAddress => {
+  const parsed = parseListen(value);
+  if ('error' in parsed) {
+    ctx.issues.push({ code: 'custom', input: value, message: parsed.error });
+    return z.NEVER;
+  }
+  return parsed;
+});
+
+const httpUrl = (what: string) =>
+  z.string().transform((value, ctx) => {
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      ctx.issues.push({ code: 'custom', input: value, message: `invalid ${what} URL "${value}"` });
+      return z.NEVER;
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      ctx.issues.push({ code: 'custom', input: value, message: `${what} must be an http:// or https:// URL` });
+      return z.NEVER;
+    }
+    return url;
+  });
+
+const upstream = z.string().transform((value, ctx) => {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    ctx.issues.push({ code: 'custom', input: value, message: `invalid upstream URL "${value}" (expected http://NAME:PORT)` });
+    return z.NEVER;
+  }
+  if (url.protocol !== 'http:') {
+    ctx.issues.push({ code: 'custom', input: value, message: 'upstream must be an http:// URL (TLS ends at opam-edge)' });
+    return z.NEVER;
+  }
+  if ((url.pathname !== '/' && url.pathname !== '') || url.search || url.hash || url.username || url.password) {
+    ctx.issues.push({ code: 'custom', input: value, message: 'upstream must be http://HOST[:PORT] with no path, query or credentials' });
+    return z.NEVER;
+  }
+  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  return Object.freeze({
+    text: value,
+    host,
+    port: url.port ? Number(url.port) : 80,
+    /** IP literals are used as they are and never resolved. */
+    literal: isIP(host) !== 0,
+  });
+});
+
+const hostPattern = z
+  .string()
+  .refine(isSiteHostPattern, 'must be a host name like "opam.ocaml.org" or "*.example.org"')
+  .transform((h) => h.toLowerCase());
+
+const directoryShorthands: Record<string, string> = {
+  letsencrypt: 'https://acme-v02.api.letsencrypt.org/directory',
+  'letsencrypt-staging': 'https://acme-staging-v02.api.letsencrypt.org/directory',
+};
+
+const acme = z.strictObject({
+  directory: z
+    .string()
+    .default('letsencrypt')
+    .transform((value, ctx) => {
+      const resolved = directoryShorthands[value] ?? value;
+      try {
+        const url = new URL(resolved);
+        if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error();
+      } catch {
+        ctx.issues.push({ code: 'custom', input: value, message: 'must be an ACME directory URL, "letsencrypt" or "letsencrypt-staging"' });
+        return z.NEVER;
+      }
+      return resolved;
+    }),
+  email: z.email().nullable().default(null),
+  storage: z.string().min(1).default('/var/lib/opam-edge'),
+  /** null = every exact host of every site (wildcards need DNS-01, which this does not do). */
+  names: z
+    .array(z.string().refine((n) => isHostName(n) && !n.includes('*'), 'must be an exact host name (HTTP-01 cannot prove a wildcard)'))
+    .min(1)
+    .transform((names) => names.map((n) => n.toLowerCase()))
+    .nullable()
+    .default(null),
+  key_type: z.enum(['ecdsa-p256', 'rsa-2048']).default('ecdsa-p256'),
+  ca_bundle: z.string().min(1).nullable().default(null),
+  profile: z.string().min(1).nullable().default(null),
+});
+
+const schema = z.strictObject({
+  listen: z
+    .strictObject({
+      http: z.array(listen).default(() => [parseListen('[::]:80') as ListenAddress]),
+      https: z.array(listen).default(() => [parseListen('[::]:443') as ListenAddress]),
+    })
+    .default(() => ({ http: [parseListen('[::]:80') as ListenAddress], https: [parseListen('[::]:443') as ListenAddress] })),
+  workers: z
+    .union([z.literal('auto'), z.number().int().min(1).max(256)])
+    .default(1)
+    .transform((w) => (w === 'auto' ? availableParallelism() : w)),
+  admin: listen.nullable().default(null),
+  resolver: z
+    .strictObject({
+      servers: z
+        .array(
+          z.string().refine((s) => parseResolverServer(s) !== null, 'must be "IP" or "IP:PORT" ("[IPv6]:PORT" for IPv6)'),
+        )
+        .default([]),
+      valid: positiveDuration.default(15_000),
+    })
+    .default({ servers: [], valid: 15_000 }),
+  tls: z
+    .strictObject({
+      certificates: z.array(z.strictObject({ cert: z.string().min(1), key: z.string().min(1) })).default([]),
+      certbot: z.string().min(1).nullable().default(null),
+      unknown_sni: z.enum(['reject', 'default']).default('reject'),
+      hsts: z.string().min(1).nullable().default(null),
+      http2: z.boolean().default(true),
+    })
+    .default({ certificates: [], certbot: null, unknown_sni: 'reject', hsts: null, http2: true }),
+  challenges: z
+    .strictObject({
+      webroot: z.string().min(1).nullable().default(null),
+      peers: z.array(httpUrl('peer')).default([]),
+    })
+    .default({ webroot: null, peers: [] }),
+  acme: acme.nullable().default(null),
+  limits: z
+    .strictObject({
+      header_timeout: positiveDuration.default(60_000),
+      idle_timeout: positiveDuration.default(75_000),
+      max_header_size: size.refine((b) => b >= 1024, 'must be at least 1k').default(16 * 1024),
+      max_body_size: size.nullable().default(null),
+      upstream_connect_timeout: positiveDuration.default(60_000),
+      upstream_read_timeout: positiveDuration.default(60_000),
+    })
+    .default({
+      header_timeout: 60_000,
+      idle_timeout: 75_000,
+      max_header_size: 16 * 1024,
+      max_body_size: null,
+      upstream_connect_timeout: 60_000,
+      upstream_read_timeout: 60_000,
+    }),
+  access_log: z.string().min(1).default('stdout'),
+  access_log_format: z.enum(['combined', 'json']).default('combined'),
+  sites: z
+    .array(
+      z.strictObject({
+        hosts: z.array(hostPattern).min(1),
+        upstream,
+      }),
+    )
+    .min(1),
+});
+
+export type Config = DeepReadonly<z.output<typeof schema>> & {
+  /** Where the config came from: a file path, or "demo". */
+  readonly source: string;
+};
+export type Site = Config['sites'][number];
+export type Limits = Config['limits'];
+export type Upstream = Site['upstream'];
+
+type DeepReadonly<T> = T extends URL
+  ? URL
+  : T extends (infer U)[]
+    ? readonly DeepReadonly<U>[]
+    : T extends object
+      ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
+      : T;
+
+export type ConfigResult = { ok: true; config: Config } | { ok: false; errors: string[] };
+
+/** "127.0.0.11", "[::1]:5353", "10.0.0.2:53" -> the form node:dns setServers() takes, or null. */
+export function parseResolverServer(value: string): string | null {
+  if (isIP(value)) return value;
+  const v6 = /^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$/.exec(value);
+  if (v6 && isIP(v6[1]!) === 6 && Number(v6[2]) <= 65535) return value;
+  const v4 = /^([0-9.]+):(\d{1,5})$/.exec(value);
+  if (v4 && isIP(v4[1]!) === 4 && Number(v4[2]) <= 65535) return value;
+  return null;
+}
+
+/** Parses and validates YAML text. Every problem comes back as "path (line N): message". */
+export function parseConfig(text: string, source: string): ConfigResult {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    return {
+      ok: false,
+      errors: doc.errors.map((e) => {
+        const at = e.linePos?.[0];
+        return `${source}${at ? `:${at.line}:${at.col}` : ''}: YAML ${e.message.split('\n')[0]}`;
+      }),
+    };
+  }
+  const raw: unknown = doc.toJS({ maxAliasCount: 100 });
+  if (raw === null || raw === undefined) return { ok: false, errors: ['(root): the file is empty; at least `sites` is required'] };
+  const lineOf = (path: readonly PropertyKey[]): string => {
+    const node = doc.getIn(path as unknown[], true);
+    if (isNode(node) && node.range) return ` (line ${lines.linePos(node.range[0]).line})`;
+    return '';
+  };
+  return validateConfig(raw, source, lineOf);
+}
+
+/** Validates an already-parsed object (used for the built-in demo and by tests). */
+export function validateConfig(
+  raw: unknown,
+  source: string,
+  lineOf: (path: readonly PropertyKey[]) => string = () => '',
+): ConfigResult {
+  const result = schema.safeParse(raw);
+  const errors: string[] = [];
+  if (!result.success) {
+    for (const issue of result.error.issues) {
+      if (issue.code === 'unrecognized_keys') {
+        for (const key of issue.keys) {
+          const path = [...issue.path, key];
+          errors.push(`${formatPath(path)}${lineOf(path)}: unknown key`);
+        }
+      } else {
+        errors.push(`${formatPath(issue.path)}${lineOf(issue.path)}: ${issue.message}`);
+      }
+    }
+    return { ok: false, errors };
+  }
+  const config = result.data;
+  crossCheck(config, errors, lineOf);
+  if (errors.length > 0) return { ok: false, errors };
+  return { ok: true, config: deepFreeze({ ...config, source }) as Config };
+}
+
+/** Rules that span several keys. */
+function crossCheck(config: z.output<typeof schema>, errors: string[], lineOf: (p: readonly PropertyKey[]) => string): void {
+  const owner = new Map<string, number>();
+  config.sites.forEach((site, i) => {
+    site.hosts.forEach((host, j) => {
+      const previous = owner.get(host);
+      if (previous !== undefined && previous !== i) {
+        errors.push(`sites[${i}].hosts[${j}]${lineOf(['sites', i, 'hosts', j])}: "${host}" is already a host of sites[${previous}]`);
+      } else if (previous === i) {
+        errors.push(`sites[${i}].hosts[${j}]${lineOf(['sites', i, 'hosts', j])}: "${host}" is listed twice`);
+      }
+      owner.set(host, i);
+    });
+  });
+  const seen = new Map<string, string>();
+  const addresses: [string, ListenAddress[]][] = [
+    ['listen.http', config.listen.http],
+    ['listen.https', config.listen.https],
+    ['admin', config.admin ? [config.admin] : []],
+  ];
+  for (const [key, list] of addresses) {
+    list.forEach((address, i) => {
+      if (address.port === 0) return;
+      const id = `${address.host}|${address.port}`;
+      const path = key === 'admin' ? key : `${key}[${i}]`;
+      const other = seen.get(id);
+      if (other) errors.push(`${path}: "${address.text}" is also bound by ${other}`);
+      else seen.set(id, path);
+    });
+  }
+  if (config.acme) {
+    const exact = new Set(config.sites.flatMap((s) => s.hosts).filter((h) => !h.startsWith('*.')));
+    config.acme.names?.forEach((name, i) => {
+      if (!exact.has(name) && !config.sites.some((s) => s.hosts.some((h) => h.startsWith('*.') && name.endsWith(h.slice(1))))) {
+        errors.push(`acme.names[${i}]${lineOf(['acme', 'names', i])}: "${name}" is not a host of any site`);
+      }
+    });
+  }
+}
+
+/** ["sites", 0, "hosts", 1] -> "sites[0].hosts[1]" */
+export function formatPath(path: readonly PropertyKey[]): string {
+  if (path.length === 0) return '(root)';
+  let out = '';
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`;
+    else out += out ? `.${String(part)}` : String(part);
+  }
+  return out;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !(value instanceof URL) && !Object.isFrozen(value)) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** Reads and validates a config file. A missing or unreadable file is one error. */
+export async function loadConfigFile(path: string): Promise<ConfigResult> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    return { ok: false, errors: [`${path}: cannot read the config file (${(err as NodeJS.ErrnoException).code ?? String(err)})`] };
+  }
+  return parseConfig(text, path);
+}

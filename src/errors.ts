@@ -1,0 +1,92 @@
+// The error catalogue: every failure opam-edge answers or logs has a stable code here, the
+// HTTP status it maps to (0 when it is not an HTTP answer) and a short message. Tests
+// assert codes, not messages.
+
+export const ERRORS = {
+  // Client side: the request itself is at fault.
+  BAD_REQUEST: { status: 400, message: 'Bad Request' },
+  BAD_HOST: { status: 400, message: 'Bad Request: missing, repeated or invalid Host' },
+  BAD_FRAMING: { status: 400, message: 'Bad Request: ambiguous message framing' },
+  REQUEST_TIMEOUT: { status: 408, message: 'Request Timeout' },
+  BODY_TOO_LARGE: { status: 413, message: 'Payload Too Large' },
+  URI_TOO_LONG: { status: 414, message: 'URI Too Long' },
+  UNKNOWN_HOST: { status: 421, message: 'Misdirected Request: no site for this host' },
+  HEADERS_TOO_LARGE: { status: 431, message: 'Request Header Fields Too Large' },
+  UNSUPPORTED_TRANSFER_ENCODING: { status: 501, message: 'Not Implemented: unsupported Transfer-Encoding' },
+  CHALLENGE_NOT_FOUND: { status: 404, message: 'Not Found' },
+
+  // Gateway side: the upstream is at fault. A gateway answers 502/503/504, never 500.
+  UPSTREAM_REFUSED: { status: 502, message: 'Bad Gateway: the upstream refused the connection' },
+  UPSTREAM_RESET: { status: 502, message: 'Bad Gateway: the upstream closed the connection' },
+  UPSTREAM_BAD_RESPONSE: { status: 502, message: 'Bad Gateway: the upstream sent an invalid response' },
+  UPSTREAM_NO_ADDRESS: { status: 503, message: 'Service Unavailable: the upstream name has no address yet' },
+  UPSTREAM_CONNECT_TIMEOUT: { status: 504, message: 'Gateway Timeout: connecting to the upstream timed out' },
+  UPSTREAM_READ_TIMEOUT: { status: 504, message: 'Gateway Timeout: the upstream did not answer in time' },
+  INTERNAL: { status: 500, message: 'Internal Server Error' },
+
+  // Control plane: logged as events, never an HTTP answer.
+  CONFIG_INVALID: { status: 0, message: 'the configuration is invalid' },
+  CERT_INVALID: { status: 0, message: 'a certificate/key pair was refused' },
+  LISTEN_FAILED: { status: 0, message: 'a listener could not be bound' },
+  PEER_FORWARD_FAILED: { status: 0, message: 'a challenge peer did not answer' },
+  RESOLVE_FAILED: { status: 0, message: 'an upstream name did not resolve' },
+  ACME_ORDER_FAILED: { status: 0, message: 'an ACME order failed' },
+} as const;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** An error that knows its catalogue code; `cause` keeps the original. */
+export class EdgeError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+
+  constructor(code: ErrorCode, detail?: string, options?: { cause?: unknown }) {
+    super(detail ? `${ERRORS[code].message}: ${detail}` : ERRORS[code].message, options);
+    this.name = 'EdgeError';
+    this.code = code;
+    this.status = ERRORS[code].status;
+  }
+}
+
+/**
+ * Maps a failure on the way to or from the upstream to a catalogue code. Only the cases a
+ * gateway can tell apart matter: refused, timed out while connecting, timed out waiting,
+ * closed early, or an invalid response.
+ */
+export function upstreamFailure(err: unknown): ErrorCode {
+  if (err instanceof EdgeError) return err.code;
+  const code = (err as { code?: string } | null)?.code;
+  switch (code) {
+    case 'ECONNREFUSED':
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+    case 'EADDRNOTAVAIL':
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return 'UPSTREAM_REFUSED';
+    case 'UND_ERR_CONNECT_TIMEOUT':
+    case 'ETIMEDOUT':
+      return 'UPSTREAM_CONNECT_TIMEOUT';
+    case 'UND_ERR_HEADERS_TIMEOUT':
+    case 'UND_ERR_BODY_TIMEOUT':
+      return 'UPSTREAM_READ_TIMEOUT';
+    case 'HPE_INVALID_CONSTANT':
+    case 'HPE_INVALID_VERSION':
+    case 'HPE_INVALID_STATUS':
+    case 'HPE_INVALID_HEADER_TOKEN':
+    case 'HPE_INVALID_CONTENT_LENGTH':
+    case 'HPE_UNEXPECTED_CONTENT_LENGTH':
+    case 'HPE_INVALID_CHUNK_SIZE':
+    case 'HPE_INVALID_TRANSFER_ENCODING':
+    case 'HPE_CR_EXPECTED':
+    case 'HPE_LF_EXPECTED':
+    case 'HPE_HEADER_OVERFLOW':
+    case 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH':
+    case 'UND_ERR_RES_EXCEEDED_MAX_SIZE':
+    case 'UND_ERR_INFO':
+      return 'UPSTREAM_BAD_RESPONSE';
+    default:
+      if (typeof code === 'string' && code.startsWith('HPE_')) return 'UPSTREAM_BAD_RESPONSE';
+      return 'UPSTREAM_RESET';
+  }
+}

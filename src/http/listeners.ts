@@ -1,0 +1,215 @@
+// Binding servers to the configured addresses and letting them go again: dual-stack
+// sockets, nginx-like limits on every connection, a clear answer to unparseable input,
+// and a drain that stops accepting, lets in-flight requests finish, then closes the rest.
+
+import type { Server as NetServer, Socket } from 'node:net';
+import type { Server as HttpServer, ServerOptions } from 'node:http';
+import type { ListenAddress } from '../units.ts';
+import type { Limits } from '../config.ts';
+import type { EventLog } from '../log.ts';
+import { EdgeError, ERRORS } from '../errors.ts';
+import type { ErrorCode } from '../errors.ts';
+
+/** node:http options carrying the limits of SPEC 5. Shared by the http and https servers. */
+export function serverOptions(limits: Limits): ServerOptions {
+  return {
+    maxHeaderSize: limits.max_header_size,
+    headersTimeout: limits.header_timeout,
+    // The whole-request timer would cut long uploads; the idle timer below covers stalls.
+    requestTimeout: 0,
+    keepAliveTimeout: limits.idle_timeout,
+    // Node looks at header timeouts only this often (30 s by default): a slowloris would
+    // get up to 30 s past the limit.
+    connectionsCheckingInterval: Math.min(1000, Math.max(100, Math.floor(limits.header_timeout / 10))),
+    requireHostHeader: false,
+    joinDuplicateHeaders: false,
+    noDelay: true,
+    // The seed set net.ipv4.tcp_keepalive_time=60 for this; per-socket here.
+    keepAlive: true,
+    keepAliveInitialDelay: 60_000,
+  };
+}
+
+/** Applies limits that node:http takes as properties rather than options (also on reload). */
+export function applyLimits(server: HttpServer, limits: Limits): void {
+  server.headersTimeout = limits.header_timeout;
+  server.keepAliveTimeout = limits.idle_timeout;
+  server.maxHeadersCount = 200;
+  // Socket inactivity: idle keep-alive connections and clients that stop reading.
+  server.timeout = limits.idle_timeout;
+}
+
+const CLIENT_ERROR_CODES: Record<string, ErrorCode> = {
+  HPE_HEADER_OVERFLOW: 'HEADERS_TOO_LARGE',
+  ERR_HTTP_REQUEST_TIMEOUT: 'REQUEST_TIMEOUT',
+  HPE_INVALID_TRANSFER_ENCODING: 'UNSUPPORTED_TRANSFER_ENCODING',
+  HPE_UNEXPECTED_CONTENT_LENGTH: 'BAD_FRAMING',
+  HPE_INVALID_CONTENT_LENGTH: 'BAD_FRAMING',
+  HPE_INVALID_CHUNK_SIZE: 'BAD_FRAMING',
+};
+
+/**
+ * node:http's parser refused the bytes. Answer with a status where one makes sense, then
+ * close: after a framing error the rest of the stream cannot be trusted.
+ */
+export function onClientError(err: Error & { code?: string; bytesParsed?: number }, socket: Socket): void {
+  const busy = (socket as Socket & { _httpMessage?: unknown })._httpMessage;
+  if (err.code === 'ECONNRESET' || !socket.writable || busy) {
+    socket.destroy();
+    return;
+  }
+  // An HTTP/0.9 request line has no version: there is no status line it would understand.
+  if (err.code === 'HPE_INVALID_VERSION' || err.code === 'HPE_INVALID_CONSTANT' && (err.bytesParsed ?? 0) === 0) {
+    socket.destroy();
+    return;
+  }
+  const code = CLIENT_ERROR_CODES[err.code ?? ''] ?? 'BAD_REQUEST';
+  const { status, message } = ERRORS[code];
+  const body = `${status} ${message}\n`;
+  socket.end(
+    `HTTP/1.1 ${status} ${message.split(':')[0]}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+  );
+  socket.destroySoon();
+}
+
+export type BoundListener = {
+  readonly address: ListenAddress;
+  readonly server: NetServer;
+  /** "host:port" as bound, with the kernel's port when 0 was asked for. */
+  readonly bound: string;
+  readonly port: number;
+};
+
+/** Binds one server on one address. "[::]" is dual-stack; where IPv6 is off, falls back to IPv4. */
+export async function bind(server: NetServer, address: ListenAddress, log: EventLog, role: string): Promise<BoundListener> {
+  const listen = (host: string) =>
+    new Promise<void>((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      server.once('error', onError);
+      server.listen({ host, port: address.port, ipv6Only: false, backlog: 511 }, () => {
+        server.off('error', onError);
+        resolve();
+      });
+    });
+  try {
+    await listen(address.host);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (address.host === '::' && (code === 'EAFNOSUPPORT' || code === 'EADDRNOTAVAIL')) {
+      log.warn('listen_ipv4_only', { address: address.text, reason: code });
+      await listen('0.0.0.0');
+    } else {
+      throw new EdgeError('LISTEN_FAILED', `${role} ${address.text}: ${code ?? (err as Error).message}`, { cause: err });
+    }
+  }
+  const info = server.address();
+  const port = typeof info === 'object' && info ? info.port : address.port;
+  const host = typeof info === 'object' && info ? info.address : address.host;
+  const bound = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  log.info('listening', { role, address: address.text, bound });
+  return { address, server, bound, port };
+}
+
+/**
+ * Tracks open connections of a server so a stop can close the idle ones at once, let busy
+ * ones finish their response, and destroy whatever is left when the grace period ends.
+ */
+export class ConnectionTracker {
+  readonly #sockets = new Set<Socket>();
+
+  track(server: NetServer, event: 'connection' | 'secureConnection' = 'connection'): void {
+    server.on(event, (socket: Socket) => {
+      this.#sockets.add(socket);
+      socket.once('close', () => this.#sockets.delete(socket));
+    });
+  }
+
+  get size(): number {
+    return this.#sockets.size;
+  }
+
+  destroyAll(): void {
+    for (const socket of this.#sockets) socket.destroy();
+  }
+
+  /** Resolves when every tracked connection has closed. */
+  async idle(deadline: number): Promise<boolean> {
+    while (this.#sockets.size > 0) {
+      if (Date.now() >= deadline) return false;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return true;
+  }
+}
+
+/** Stops accepting on a server: resolves once the listening socket is closed. */
+export function stopAccepting(server: NetServer): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) return resolve();
+    server.close(() => resolve());
+    // http.Server.close() waits for connections; we only need the listening socket gone.
+    setImmediate(resolve);
+  });
+}
+
+/**
+ * The servers of one role ("http", "https") on their configured addresses. `sync` moves
+ * them to a new address list (start and reload): addresses that stay keep their socket.
+ */
+export class ListenerGroup<S extends NetServer> {
+  readonly #role: string;
+  readonly #log: EventLog;
+  readonly #make: () => S;
+  readonly #bound = new Map<string, BoundListener & { server: S }>();
+
+  constructor(role: string, log: EventLog, make: () => S) {
+    this.#role = role;
+    this.#log = log;
+    this.#make = make;
+  }
+
+  get role(): string {
+    return this.#role;
+  }
+
+  get listeners(): (BoundListener & { server: S })[] {
+    return [...this.#bound.values()];
+  }
+
+  /**
+   * Binds the addresses not bound yet; if one fails, unbinds what this call bound and
+   * throws, leaving the group as it was. Returns a commit function that closes the
+   * addresses no longer listed (call it once the rest of a reload has succeeded).
+   */
+  async sync(addresses: readonly ListenAddress[]): Promise<() => Promise<void>> {
+    const wanted = new Set(addresses.map((a) => a.text));
+    const added: string[] = [];
+    try {
+      for (const address of addresses) {
+        if (this.#bound.has(address.text)) continue;
+        const server = this.#make();
+        const listener = await bind(server, address, this.#log, this.#role);
+        this.#bound.set(address.text, { ...listener, server });
+        added.push(address.text);
+      }
+    } catch (err) {
+      for (const text of added) {
+        await stopAccepting(this.#bound.get(text)!.server);
+        this.#bound.delete(text);
+      }
+      throw err;
+    }
+    return async () => {
+      for (const [text, listener] of this.#bound) {
+        if (wanted.has(text)) continue;
+        this.#bound.delete(text);
+        await stopAccepting(listener.server);
+        this.#log.info('listener_closed', { role: this.#role, address: text });
+      }
+    };
+  }
+
+  async stopAccepting(): Promise<void> {
+    await Promise.all(this.listeners.map((l) => stopAccepting(l.server)));
+  }
+}

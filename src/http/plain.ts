@@ -1,0 +1,143 @@
+// The http listeners (port 80): ACME HTTP-01 challenges, then a 301 to https for
+// everything else. The seed's nginx did this with three locations:
+//   location = /.well-known/acme-challenge/  { return 404; }
+//   location ^~ /.well-known/acme-challenge/ { root /var/www/html; try_files $uri @proxy; }
+//   location /                               { return 301 https://$host$request_uri; }
+// Here the lookup order is: this node's own tokens, the webroot, then each peer.
+
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ERRORS } from '../errors.ts';
+import type { ErrorCode } from '../errors.ts';
+import type { ChallengeStore } from '../acme/challenges.ts';
+import { isValidToken } from '../acme/challenges.ts';
+import { PEER_HOP_HEADER } from '../acme/peers.ts';
+import type { PeerForwarder } from '../acme/peers.ts';
+import type { AccessLog } from '../log.ts';
+import { checkRequest } from './request-checks.ts';
+import { clientAddress } from './headers.ts';
+
+const CHALLENGE_PREFIX = '/.well-known/acme-challenge/';
+/** Key authorizations are ~90 bytes; a larger "token file" is not one. */
+const MAX_WEBROOT_FILE = 4096;
+
+export type ChallengeSource = 'memory' | 'webroot' | 'peer' | 'miss';
+
+export type PlainDeps = {
+  challenges: ChallengeStore;
+  peers: PeerForwarder;
+  /** Read per request: swapped whole on reload. */
+  settings: () => { readonly webroot: string | null; readonly stopping: boolean };
+  accessLog: () => AccessLog;
+  /** Called once per challenge request with where the answer came from (metrics). */
+  onChallenge?: (source: ChallengeSource) => void;
+};
+
+export function createPlainHandler(deps: PlainDeps) {
+  return function handlePlain(req: IncomingMessage, res: ServerResponse): void {
+    const startedAt = Date.now();
+    if (deps.settings().stopping) res.shouldKeepAlive = false;
+    const target = checkRequest(req);
+    if ('error' in target) return sendError(req, res, target.error, startedAt, deps);
+    const method = req.method;
+    if ((method === 'GET' || method === 'HEAD') && target.path.startsWith(CHALLENGE_PREFIX)) {
+      const query = target.path.indexOf('?');
+      const token = target.path.slice(CHALLENGE_PREFIX.length, query < 0 ? undefined : query);
+      // "/.well-known/acme-challenge/" itself, and anything that is not a token: 404 at
+      // once, before any disk or peer is touched ("..", "%2e%2e%2f", "a/b", 300 chars).
+      if (!isValidToken(token)) return sendError(req, res, 'CHALLENGE_NOT_FOUND', startedAt, deps);
+      answerChallenge(req, res, token, target.host, startedAt, deps).catch(() => {
+        if (!res.headersSent) sendError(req, res, 'CHALLENGE_NOT_FOUND', startedAt, deps);
+      });
+      return;
+    }
+    const location = `https://${target.host}${target.path}`;
+    const body = `<html>\r\n<head><title>301 Moved Permanently</title></head>\r\n<body>\r\n<center><h1>301 Moved Permanently</h1></center>\r\n</body>\r\n</html>\r\n`;
+    res.writeHead(301, {
+      location,
+      'content-type': 'text/html',
+      'content-length': Buffer.byteLength(body),
+    });
+    res.end(method === 'HEAD' ? undefined : body);
+    log(req, res, 301, method === 'HEAD' ? 0 : body.length, target.host, startedAt, deps);
+  };
+}
+
+async function answerChallenge(
+  req: IncomingMessage,
+  res: ServerResponse,
+  token: string,
+  host: string,
+  startedAt: number,
+  deps: PlainDeps,
+): Promise<void> {
+  let source: ChallengeSource = 'memory';
+  let answer: string | null = deps.challenges.get(token) ?? null;
+  if (answer === null) {
+    source = 'webroot';
+    answer = await readWebroot(deps.settings().webroot, token);
+  }
+  // A request that already came from a peer is answered from this node only: no loops.
+  if (answer === null && req.headers[PEER_HOP_HEADER] === undefined) {
+    source = 'peer';
+    answer = await deps.peers.ask(token, host);
+  }
+  if (answer === null) source = 'miss';
+  deps.onChallenge?.(source);
+  if (res.destroyed) return;
+  if (answer === null) return sendError(req, res, 'CHALLENGE_NOT_FOUND', startedAt, deps);
+  res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(answer) });
+  res.end(req.method === 'HEAD' ? undefined : answer);
+  log(req, res, 200, req.method === 'HEAD' ? 0 : answer.length, host, startedAt, deps);
+}
+
+/** webroot/.well-known/acme-challenge/TOKEN, as certbot --webroot writes it. */
+async function readWebroot(webroot: string | null, token: string): Promise<string | null> {
+  if (webroot === null) return null;
+  let file;
+  try {
+    file = await open(join(webroot, '.well-known', 'acme-challenge', token), 'r');
+  } catch {
+    return null;
+  }
+  try {
+    const stat = await file.stat();
+    if (!stat.isFile() || stat.size > MAX_WEBROOT_FILE) return null;
+    const { buffer, bytesRead } = await file.read({ buffer: Buffer.alloc(MAX_WEBROOT_FILE), position: 0 });
+    return buffer.subarray(0, bytesRead).toString('latin1');
+  } catch {
+    return null;
+  } finally {
+    await file.close();
+  }
+}
+
+function sendError(req: IncomingMessage, res: ServerResponse, code: ErrorCode, startedAt: number, deps: PlainDeps): void {
+  const { status, message } = ERRORS[code];
+  const body = `${status} ${message}\n`;
+  // After a framing or Host error the connection's next bytes cannot be trusted.
+  if (status !== 404) res.shouldKeepAlive = false;
+  res.writeHead(status, { 'content-type': 'text/plain', 'content-length': body.length });
+  res.end(req.method === 'HEAD' ? undefined : body);
+  log(req, res, status, req.method === 'HEAD' ? 0 : body.length, '', startedAt, deps);
+}
+
+function log(req: IncomingMessage, _res: ServerResponse, status: number, bytes: number, host: string, startedAt: number, deps: PlainDeps): void {
+  const accessLog = deps.accessLog();
+  if (!accessLog.enabled) return;
+  accessLog.write({
+    remoteAddr: clientAddress(req.socket.remoteAddress),
+    method: req.method ?? '-',
+    url: req.url ?? '-',
+    httpVersion: req.httpVersion,
+    status,
+    bytesSent: bytes,
+    referer: req.headers.referer,
+    userAgent: req.headers['user-agent'],
+    host,
+    upstreamAddr: null,
+    startedAt,
+    requestId: null,
+  });
+}

@@ -1,0 +1,160 @@
+// Two logs. Events (start, listeners, certificates, upstream changes, peers, reloads) are
+// JSON lines on stderr through pino. The access log is one line per request, nginx's
+// `combined` format or JSON, written through a buffered destination so the request path
+// never waits on a write; disabled, it costs one boolean check.
+
+import { pino } from 'pino';
+import type { Writable } from 'node:stream';
+
+export type Fields = Record<string, unknown>;
+
+export type EventLog = {
+  debug(event: string, fields?: Fields): void;
+  info(event: string, fields?: Fields): void;
+  warn(event: string, fields?: Fields): void;
+  error(event: string, fields?: Fields): void;
+};
+
+/** Events as JSON lines: {"level":"info","time":"...","pid":1,"event":"listening",...}. */
+export function createEventLog(stream: Writable | NodeJS.WritableStream = process.stderr, level = process.env.OPAM_EDGE_LOG_LEVEL ?? 'info'): EventLog {
+  const logger = pino(
+    {
+      level,
+      base: { pid: process.pid },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    stream === process.stderr ? pino.destination({ fd: 2, sync: true }) : (stream as Writable),
+  );
+  return {
+    debug: (event, fields) => logger.debug({ event, ...fields }),
+    info: (event, fields) => logger.info({ event, ...fields }),
+    warn: (event, fields) => logger.warn({ event, ...fields }),
+    error: (event, fields) => logger.error({ event, ...fields }),
+  };
+}
+
+/** An event log that drops everything (tests, `check`). */
+export const silentLog: EventLog = { debug() {}, info() {}, warn() {}, error() {} };
+
+/** What one request leaves in the access log. */
+export type AccessRecord = {
+  remoteAddr: string;
+  method: string;
+  url: string;
+  httpVersion: string;
+  status: number;
+  bytesSent: number;
+  referer: string | undefined;
+  userAgent: string | undefined;
+  host: string;
+  upstreamAddr: string | null;
+  startedAt: number;
+  requestId: string | null;
+};
+
+export type AccessLog = {
+  readonly enabled: boolean;
+  write(record: AccessRecord): void;
+  /** Reopens the file (after logrotate moved it). */
+  reopen(): void;
+  flush(): void;
+  close(): Promise<void>;
+};
+
+const FLUSH_EVERY_MS = 1000;
+
+export function createAccessLog(target: string, format: 'combined' | 'json'): AccessLog {
+  if (target === 'off') {
+    return { enabled: false, write() {}, reopen() {}, flush() {}, async close() {} };
+  }
+  const dest =
+    target === 'stdout'
+      ? pino.destination({ dest: 1, minLength: 8192, sync: false })
+      : pino.destination({ dest: target, minLength: 8192, sync: false, mkdir: true, append: true });
+  const timer = setInterval(() => flush(), FLUSH_EVERY_MS);
+  timer.unref();
+  const render = format === 'json' ? renderJson : renderCombined;
+  let closed = false;
+  function flush() {
+    // sonic-boom throws when flushed before its file is open; the next tick flushes.
+    try {
+      dest.flush();
+    } catch {}
+  }
+  return {
+    enabled: true,
+    write(record) {
+      if (!closed) dest.write(render(record));
+    },
+    reopen() {
+      if (target !== 'stdout') dest.reopen();
+    },
+    flush,
+    close() {
+      closed = true;
+      clearInterval(timer);
+      return new Promise((resolve) => {
+        try {
+          dest.flushSync();
+        } catch {}
+        if (target === 'stdout') return resolve();
+        dest.once('close', () => resolve());
+        dest.end();
+      });
+    },
+  };
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+let cachedSecond = -1;
+let cachedLocalTime = '';
+
+/** nginx's $time_local in UTC, e.g. "26/Nov/2026:09:09:33 +0000"; rebuilt once a second. */
+export function timeLocal(now: number): string {
+  const second = Math.floor(now / 1000);
+  if (second !== cachedSecond) {
+    const d = new Date(second * 1000);
+    cachedSecond = second;
+    cachedLocalTime = `${pad(d.getUTCDate())}/${MONTHS[d.getUTCMonth()]}/${d.getUTCFullYear()}:${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())} +0000`;
+  }
+  return cachedLocalTime;
+}
+
+function pad(n: number): string {
+  return n < 10 ? `0${n}` : String(n);
+}
+
+const NEEDS_ESCAPE = /["\\\x00-\x1f\x7f-\uffff]/;
+
+/** nginx's escaping of logged variables: `"` and `\` and bytes outside printable ASCII as \xHH. */
+export function escapeLogValue(value: string): string {
+  if (!NEEDS_ESCAPE.test(value)) return value;
+  let out = '';
+  for (const byte of Buffer.from(value, 'latin1')) {
+    out += byte === 0x22 || byte === 0x5c || byte < 0x20 || byte > 0x7e ? `\\x${byte.toString(16).toUpperCase().padStart(2, '0')}` : String.fromCharCode(byte);
+  }
+  return out;
+}
+
+/** $remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" */
+export function renderCombined(r: AccessRecord): string {
+  return `${r.remoteAddr} - - [${timeLocal(r.startedAt)}] "${escapeLogValue(r.method)} ${escapeLogValue(r.url)} HTTP/${r.httpVersion}" ${r.status} ${r.bytesSent} "${r.referer === undefined ? '-' : escapeLogValue(r.referer)}" "${r.userAgent === undefined ? '-' : escapeLogValue(r.userAgent)}"\n`;
+}
+
+/** The same fields as `combined`, plus host, upstream address, duration and request id. */
+export function renderJson(r: AccessRecord): string {
+  return `${JSON.stringify({
+    time: new Date(r.startedAt).toISOString(),
+    remote_addr: r.remoteAddr,
+    request: `${r.method} ${r.url} HTTP/${r.httpVersion}`,
+    status: r.status,
+    body_bytes_sent: r.bytesSent,
+    http_referer: r.referer ?? null,
+    http_user_agent: r.userAgent ?? null,
+    host: r.host,
+    upstream_addr: r.upstreamAddr,
+    request_time: (Date.now() - r.startedAt) / 1000,
+    request_id: r.requestId,
+  })}\n`;
+}
