@@ -1,0 +1,53 @@
+# syntax=docker/dockerfile:1
+# opam-edge: the edge of opam.ocaml.org (TLS with its own ACME certificates, HTTP-01
+# challenges with peer fallback, HTTP->HTTPS redirect, re-resolving reverse proxy).
+#
+#   docker build -t opam-edge --build-arg REVISION="$(git rev-parse HEAD)" .
+#   docker run -p 80:80 -p 443:443 -v /etc/opam-edge:/etc/opam-edge:ro \
+#     -v opam-edge-storage:/var/lib/opam-edge opam-edge
+#
+# deploy/ has the swarm stack, a compose file and example configs.
+
+# Production dependencies only, resolved from the lockfile. None of them has an install
+# script, so none runs. Only node_modules leaves this stage (no npm cache in the image).
+FROM node:24-bookworm-slim AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+
+FROM node:24-bookworm-slim
+ARG VERSION=0.1.0
+ARG REVISION=""
+LABEL org.opencontainers.image.title="opam-edge" \
+      org.opencontainers.image.description="The edge of opam.ocaml.org in one Node.js process: TLS with built-in ACME, HTTP-01 challenges with peer fallback, HTTP->HTTPS redirect, re-resolving keep-alive reverse proxy." \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.licenses="ISC" \
+      org.opencontainers.image.base.name="docker.io/library/node:24-bookworm-slim"
+ENV NODE_ENV=production
+# The app lives in /app, not under a node_modules path: Node refuses to strip types from
+# .ts files under node_modules. Its files stay root-owned, so the process cannot change them.
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
+COPY package.json package-lock.json ./
+COPY bin/ ./bin/
+COPY src/ ./src/
+# ACME storage belongs to the node user. A new named volume mounted here starts with this
+# directory's owner, so it is writable without a chown step at deploy time.
+RUN install -d -o node -g node -m 0700 /var/lib/opam-edge \
+ && install -d -m 0755 /etc/opam-edge
+
+# Not root. Ports 80 and 443 still bind: in the container's own network namespace Docker
+# (20.10 and later) and Podman set net.ipv4.ip_unprivileged_port_start=0. With host
+# networking that is not so: see deploy/README.md, "Ports 80 and 443 as a non-root user".
+USER node
+EXPOSE 80 443
+# SIGTERM drains: stop accepting, finish in-flight requests for up to 30 s, exit 0. Give the
+# container a stop timeout above that (stop_grace_period: 35s in deploy/).
+STOPSIGNAL SIGTERM
+# No curl in the image: node itself checks the admin listener's /healthz when the config
+# sets `admin`, otherwise that the first http (or https) listener accepts connections.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+  CMD ["node", "/app/src/healthcheck.ts"]
+ENTRYPOINT ["node", "/app/src/cli.ts"]
+CMD ["--config", "/etc/opam-edge/config.yaml"]

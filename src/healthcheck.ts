@@ -1,0 +1,173 @@
+// The container's HEALTHCHECK: `node /app/src/healthcheck.ts [--config FILE]`. The image has
+// no curl, so node itself probes the running opam-edge. Exit 0 healthy, 1 unhealthy (Docker
+// reserves 2); one line on stdout says why, and Docker keeps it in `docker inspect`.
+//
+// What it probes, from the config the running process uses:
+//   `admin` set  -> GET http://ADMIN/healthz must answer 200 (503 carries the reason);
+//   otherwise    -> a TCP connection to the first http listener (the first https one when
+//                   http is off) must be accepted.
+// Which config: --config FILE, else $OPAM_EDGE_CONFIG, else the --config of the running
+// opam-edge process (read from /proc, so a changed CMD is followed), else the image's
+// default /etc/opam-edge/config.yaml.
+//
+// The file is read leniently (YAML only, no schema): an edited config that the running
+// process refused on SIGHUP must not turn into a failing health check and a restart loop.
+
+import { readFile, readdir, readlink } from 'node:fs/promises';
+import { request } from 'node:http';
+import { connect } from 'node:net';
+import { resolve } from 'node:path';
+import { parse } from 'yaml';
+import { parseListen } from './units.ts';
+
+export const DEFAULT_CONFIG = '/etc/opam-edge/config.yaml';
+const TIMEOUT_MS = 4000;
+
+export type Probe =
+  | { kind: 'admin'; host: string; port: number; address: string }
+  | { kind: 'tcp'; role: 'http' | 'https'; host: string; port: number; address: string }
+  | { kind: 'none'; reason: string };
+
+export type Health = { healthy: boolean; message: string };
+
+/** A wildcard bind address is probed on loopback (IPv4: it answers on a dual-stack socket too). */
+function probeHost(host: string): string {
+  return host === '::' || host === '0.0.0.0' || host === '' ? '127.0.0.1' : host;
+}
+
+function address(host: string, port: number): string {
+  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+/** Picks what to probe from a parsed (unvalidated) config, with the defaults of SPEC 2. */
+export function probeFor(raw: unknown): Probe {
+  const config = (raw && typeof raw === 'object' ? raw : {}) as Record<string, unknown>;
+  const admin = typeof config.admin === 'string' || typeof config.admin === 'number' ? parseListen(config.admin) : null;
+  if (admin && !('error' in admin) && admin.port !== 0) {
+    const host = probeHost(admin.host);
+    return { kind: 'admin', host, port: admin.port, address: address(host, admin.port) };
+  }
+  const listen = (config.listen && typeof config.listen === 'object' ? config.listen : {}) as Record<string, unknown>;
+  for (const [role, fallback] of [['http', '[::]:80'], ['https', '[::]:443']] as const) {
+    const list = Array.isArray(listen[role]) ? (listen[role] as unknown[]) : [fallback];
+    for (const entry of list) {
+      if (typeof entry !== 'string' && typeof entry !== 'number') continue;
+      const parsed = parseListen(entry);
+      if ('error' in parsed || parsed.port === 0) continue;
+      const host = probeHost(parsed.host);
+      return { kind: 'tcp', role, host, port: parsed.port, address: address(host, parsed.port) };
+    }
+  }
+  return { kind: 'none', reason: 'no admin address and no listener with a fixed port to probe' };
+}
+
+const ENTRY_POINTS = ['src/cli.ts', 'bin/opam-edge.js', 'opam-edge'];
+
+/** The config path in an opam-edge command line, resolved against its working directory. */
+export function configFromArgv(argv: readonly string[], cwd: string): string | null {
+  const entry = argv.findIndex((a) => ENTRY_POINTS.some((e) => a === e || a.endsWith(`/${e}`)));
+  if (entry < 0) return null;
+  const args = argv.slice(entry + 1);
+  if (args[0] === 'check') return null;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if ((arg === '--config' || arg === '-c') && args[i + 1]) return resolve(cwd, args[i + 1]!);
+    if (arg.startsWith('--config=') && arg.length > '--config='.length) return resolve(cwd, arg.slice('--config='.length));
+  }
+  return null;
+}
+
+/** The --config of the running opam-edge: PID 1 first (the container's entrypoint), then the rest. */
+export async function runningConfig(procDir = '/proc'): Promise<string | null> {
+  let pids: string[];
+  try {
+    pids = (await readdir(procDir)).filter((name) => /^\d+$/.test(name) && Number(name) !== process.pid);
+  } catch {
+    return null;
+  }
+  pids.sort((a, b) => Number(a) - Number(b));
+  for (const pid of pids) {
+    let argv: string[];
+    try {
+      argv = (await readFile(`${procDir}/${pid}/cmdline`, 'utf8')).split('\0').filter((a) => a !== '');
+    } catch {
+      continue;
+    }
+    const cwd = await readlink(`${procDir}/${pid}/cwd`).catch(() => '/');
+    const found = configFromArgv(argv, cwd);
+    if (found) return found;
+  }
+  return null;
+}
+
+export async function configPath(argv: readonly string[], env: NodeJS.ProcessEnv, procDir?: string): Promise<string> {
+  const flag = argv.findIndex((a) => a === '--config' || a === '-c');
+  if (flag >= 0 && argv[flag + 1]) return argv[flag + 1]!;
+  if (env.OPAM_EDGE_CONFIG) return env.OPAM_EDGE_CONFIG;
+  return (await runningConfig(procDir)) ?? DEFAULT_CONFIG;
+}
+
+function checkAdmin(probe: Extract<Probe, { kind: 'admin' }>): Promise<Health> {
+  return new Promise((done) => {
+    const req = request(
+      { host: probe.host, port: probe.port, path: '/healthz', method: 'GET', timeout: TIMEOUT_MS, agent: false },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          if (body.length < 500) body += chunk;
+        });
+        res.on('end', () => {
+          const said = body.trim().split('\n')[0]!.slice(0, 200);
+          const healthy = res.statusCode === 200;
+          done({ healthy, message: `admin ${probe.address}/healthz answered ${res.statusCode}${said ? `: ${said}` : ''}` });
+        });
+        res.on('error', (err) => done({ healthy: false, message: `admin ${probe.address}/healthz: ${err.message}` }));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`no answer in ${TIMEOUT_MS} ms`)));
+    req.on('error', (err) => done({ healthy: false, message: `admin ${probe.address}/healthz: ${err.message}` }));
+    req.end();
+  });
+}
+
+function checkTcp(probe: Extract<Probe, { kind: 'tcp' }>): Promise<Health> {
+  return new Promise((done) => {
+    const socket = connect({ host: probe.host, port: probe.port, timeout: TIMEOUT_MS });
+    socket.on('connect', () => {
+      socket.destroy();
+      done({ healthy: true, message: `${probe.role} listener ${probe.address} accepts connections` });
+    });
+    socket.on('timeout', () => socket.destroy(new Error(`no connection in ${TIMEOUT_MS} ms`)));
+    socket.on('error', (err) => done({ healthy: false, message: `${probe.role} listener ${probe.address}: ${err.message}` }));
+  });
+}
+
+export async function healthcheck(argv: readonly string[], env: NodeJS.ProcessEnv, procDir?: string): Promise<Health> {
+  const path = await configPath(argv, env, procDir);
+  let raw: unknown = null;
+  let note = '';
+  try {
+    raw = parse(await readFile(path, 'utf8'));
+  } catch (err) {
+    // Probe the defaults rather than fail: the running process may well be serving them.
+    note = ` (config ${path} unreadable: ${(err as Error).message.split('\n')[0]}; probed the defaults)`;
+  }
+  const probe = probeFor(raw);
+  if (probe.kind === 'none') return { healthy: false, message: `${path}: ${probe.reason}` };
+  const health = probe.kind === 'admin' ? await checkAdmin(probe) : await checkTcp(probe);
+  return { healthy: health.healthy, message: health.message + note };
+}
+
+if (import.meta.main) {
+  healthcheck(process.argv.slice(2), process.env).then(
+    ({ healthy, message }) => {
+      process.stdout.write(`${healthy ? 'healthy' : 'unhealthy'}: ${message}\n`);
+      process.exit(healthy ? 0 : 1);
+    },
+    (err: unknown) => {
+      process.stdout.write(`unhealthy: ${String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}
