@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # opam-edge: the edge of opam.ocaml.org (TLS with its own ACME certificates, HTTP-01
 # challenges with peer fallback, HTTP->HTTPS redirect, re-resolving reverse proxy).
 #

@@ -42,12 +42,14 @@ compose_config() {
   fi
 }
 
-if command -v docker >/dev/null && docker stack config --help >/dev/null 2>&1; then
-  say "docker stack config -c stack.yml"
-  docker stack config -c stack.yml >/dev/null
-fi
-say "compose config stack.yml"
-compose_config stack.yml
+for stack in stack.yml rollback/nginx-stack.yml; do
+  if command -v docker >/dev/null && docker stack config --help >/dev/null 2>&1; then
+    say "docker stack config -c $stack"
+    docker stack config -c "$stack" >/dev/null
+  fi
+  say "compose config $stack"
+  compose_config "$stack"
+done
 say "compose config compose.yml"
 compose_config compose.yml
 

@@ -146,8 +146,10 @@ test('the playbook deploys the stack file and the node configs, without nginx or
   const tasks = plays.flatMap((p) => [...(p.tasks ?? []), ...(p.handlers ?? [])]) as Record<string, any>[];
   const text = JSON.stringify(tasks);
   assert.doesNotMatch(text, /nginx|certbot\/certbot|certonly|renew --webroot/);
-  const cron = tasks.find((t) => t['ansible.builtin.file']?.path === '/etc/cron.daily/letsencrypt-renew');
-  assert.equal(cron?.['ansible.builtin.file'].state, 'absent', 'the old renewal cron job is removed');
+  const cron = tasks.find((t) => t['ansible.builtin.command']?.removes === '/etc/cron.daily/letsencrypt-renew');
+  assert.match(cron?.['ansible.builtin.command'].cmd, /^mv \/etc\/cron\.daily\/letsencrypt-renew /, 'the old renewal cron job is moved out');
+  const order = tasks.map((t) => t.name);
+  assert.ok(order.indexOf(cron!.name) > order.indexOf('Set up docker services'), 'certbot renews until opam-edge runs');
   const stack = tasks.find((t) => t['community.docker.docker_stack']);
   assert.equal(stack?.['community.docker.docker_stack'].name, 'infra');
   assert.equal(stack?.['community.docker.docker_stack'].prune, true);
@@ -155,6 +157,13 @@ test('the playbook deploys the stack file and the node configs, without nginx or
   assert.match(main.vars.opam_edge_config, /\/\.\.\/examples\/\{\{ inventory_hostname_short \}\}\.yaml$/);
   assert.match(read('deploy/ansible/inventory'), /^opam-4\.ocaml\.org$/m);
   assert.match(read('deploy/ansible/inventory'), /^opam-5\.ocaml\.org$/m);
+});
+
+test('the rollback stack is the seed one: nginx and opam_live', () => {
+  const stack = yaml('deploy/rollback/nginx-stack.yml');
+  assert.deepEqual(Object.keys(stack.services).sort(), ['nginx', 'opam_live']);
+  assert.equal(stack.services.nginx.deploy.mode, 'global');
+  assert.deepEqual(stack.services.opam_live, { image: 'ocurrent/opam.ocaml.org:live', command: '--root /usr/share/caddy' });
 });
 
 test('the BBR sysctl file is the seed one', () => {
