@@ -32,7 +32,7 @@ type SourceId = 'file' | 'certbot';
 
 type Listed = {
   /** Each pair to load, or why it could not be read (field and reason). */
-  items: ({ pair: PemPair } | { origin: string; field: 'cert' | 'key'; path: string; reason: string })[];
+  items: ({ pair: PemPair } | { origin: string; field: 'cert' | 'key'; path: string; reason: string; index?: number })[];
   /** The certbot directory itself could not be listed. */
   unreadable?: string;
 };
@@ -132,8 +132,7 @@ export class CertificateFiles {
         lastRead.set(item.pair.origin, item.pair);
         continue;
       }
-      const index = this.#settings.certificates.findIndex((c) => c.cert === item.origin);
-      if (id === 'file') problems.push(`tls.certificates[${index}].${item.field}: ${item.reason} (${item.path})`);
+      if (id === 'file') problems.push(`tls.certificates[${item.index}].${item.field}: ${item.reason} (${item.path})`);
       this.#log.error('certificate_refused', { code: 'CERT_INVALID', origin: item.origin, reason: `${item.path}: ${item.reason}`, source: id });
       const last = previous.get(item.origin);
       if (last) {
@@ -164,7 +163,18 @@ export class CertificateFiles {
 
   async #listFiles(): Promise<Listed> {
     const items: Listed['items'] = [];
-    for (const { cert, key } of this.#settings.certificates) items.push(await readPair(cert, key, cert));
+    const seen = new Map<string, number>();
+    for (const [index, { cert, key }] of this.#settings.certificates.entries()) {
+      // The certificate path is the origin: one path, one entry.
+      const first = seen.get(cert);
+      if (first !== undefined) {
+        items.push({ origin: `${cert}#${index}`, field: 'cert', path: cert, reason: `also tls.certificates[${first}].cert`, index });
+        continue;
+      }
+      seen.set(cert, index);
+      const item = await readPair(cert, key, cert);
+      items.push('pair' in item ? item : { ...item, index });
+    }
     return { items };
   }
 
