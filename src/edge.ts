@@ -105,6 +105,9 @@ export class Edge {
       // A configured certificate that does not load stops the start before any port is bound.
       const problems = await edge.#certFiles.load(config.tls);
       if (problems.length > 0) throw new EdgeError('CERT_INVALID', problems.join('; '));
+      if (config.listen.https.length > 0 && config.acme === null && edge.certificates.certificates().length === 0) {
+        deps.log.warn('https_without_certificates', { message: 'no tls.certificates, tls.certbot or acme: every TLS handshake will fail' });
+      }
       await (await edge.#http.sync(config.listen.http))();
       await (await edge.#https.sync(config.listen.https))();
       edge.#certFiles.start();

@@ -37,7 +37,10 @@ export type SecureServerDeps = SecureHandlers & {
   /** Established TLS connections (HTTP/1.1 and HTTP/2 alike), for the drain on stop. */
   connections: ConnectionTracker;
   sessions: Http2Sessions;
-  /** A handshake failed (protocol version, no shared cipher, unknown name, reset...). */
+  /**
+   * A handshake failed (protocol version, no shared cipher, unknown name, reset...), or the
+   * connection ended before its ClientHello arrived ("hello_timeout", "hello_closed").
+   */
   onTlsClientError?: (code: string) => void;
 };
 
@@ -99,6 +102,10 @@ export function createSecureListener(deps: SecureServerDeps): TlsServer {
   routeHandshakes(server, {
     select: (servername) => store.select(servername),
     timeoutMs: () => http.headersTimeout,
+    onAbort: (reason) => {
+      deps.onTlsClientError?.(`hello_${reason}`);
+      deps.log.debug('tls_client_error', { code: `hello_${reason}` });
+    },
   });
   return server;
 }

@@ -93,10 +93,14 @@ test('SIGHUP swaps the certificate under load: no failed request, new serial, ol
         (res) => {
           res.resume();
           res.on('end', () => resolve());
-          res.on('error', (err) => (failures.push(err.message), resolve()));
+          res.on('error', fail);
         },
       );
-      req.on('error', (err) => (failures.push(err.message), resolve()));
+      const fail = (err: Error) => {
+        failures.push(err.message);
+        resolve();
+      };
+      req.on('error', fail);
       req.end();
     });
   const loop = async (keepAlive: boolean) => {

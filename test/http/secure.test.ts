@@ -210,7 +210,7 @@ test('openssl s_client: each name its certificate, TLS 1.1 refused, 1.2 and 1.3 
 
 test('a connection that sends no ClientHello is closed at the header timeout', async (t) => {
   const { store } = await certs(t, ['slow.test']);
-  const { port } = await listen(t, { store, limits: limits({ header_timeout: '400ms' }) });
+  const { port, tlsErrors } = await listen(t, { store, limits: limits({ header_timeout: '400ms' }) });
   for (const payload of [Buffer.alloc(0), Buffer.from([22, 3, 1, 2, 0, 1])]) {
     const started = Date.now();
     await new Promise<void>((resolve) => {
@@ -222,6 +222,23 @@ test('a connection that sends no ClientHello is closed at the header timeout', a
     const took = Date.now() - started;
     assert.ok(took >= 350 && took < 5000, `closed after ${took} ms`);
   }
+  await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(tlsErrors, ['hello_timeout', 'hello_timeout']);
+});
+
+test('idle h2 sessions and idle HTTP/1.1 connections are closed after idle_timeout', async (t) => {
+  const { store } = await certs(t, ['idle.test']);
+  const { port, tlsErrors } = await listen(t, { store, limits: limits({ idle_timeout: '300ms' }) });
+  const session = await h2Session(port, 'idle.test');
+  t.after(() => session.destroy());
+  assert.equal((await h2Get(session, '/')).status, 200);
+  const h = await handshake(port, { servername: 'idle.test', ALPNProtocols: ['http/1.1'] });
+  assert.equal((await exchange(h.socket, '/')).status, 200);
+  const started = Date.now();
+  await Promise.all([new Promise((r) => session.once('close', r)), new Promise((r) => h.socket.once('close', r))]);
+  const took = Date.now() - started;
+  assert.ok(took >= 200 && took < 5000, `closed after ${took} ms`);
+  assert.deepEqual(tlsErrors, []);
 });
 
 test('limits apply to HTTP/1.1 on the h2 server: a header block over max_header_size gets 431', async (t) => {
