@@ -3,11 +3,20 @@
 
 import { loadConfigFile } from './config.ts';
 import type { Config } from './config.ts';
+import { silentLog } from './log.ts';
+import { CertStore } from './tls/cert-store.ts';
+import { CertificateFiles } from './tls/cert-files.ts';
 
 /** A deeper check of a valid config (certificate pairs, upstream names, ACME directory). */
 export type ConfigCheck = (config: Config) => Promise<string[]>;
 
-const checks: ConfigCheck[] = [];
+/** Every `tls.certificates` pair loads (parses, key matches, valid now) and `tls.certbot` can be read. */
+export const checkCertificates: ConfigCheck = async (config) => {
+  const store = new CertStore({ unknownSni: config.tls.unknown_sni });
+  return new CertificateFiles({ store, log: silentLog }).load(config.tls);
+};
+
+const checks: ConfigCheck[] = [checkCertificates];
 
 export async function check(configPath: string | null): Promise<number> {
   if (configPath === null) {

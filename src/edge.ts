@@ -3,7 +3,9 @@
 // Request handlers only read `this.#state`; reload builds a new one and swaps it whole.
 
 import { createServer } from 'node:http';
-import type { Server as HttpServer } from 'node:http';
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
+import type { Server as TlsServer } from 'node:tls';
+import type { Duplex } from 'node:stream';
 import type { Config } from './config.ts';
 import { createAccessLog } from './log.ts';
 import type { AccessLog, EventLog } from './log.ts';
@@ -12,6 +14,11 @@ import { PeerForwarder } from './acme/peers.ts';
 import { createPlainHandler } from './http/plain.ts';
 import type { ChallengeSource } from './http/plain.ts';
 import { applyLimits, ConnectionTracker, ListenerGroup, onClientError, serverOptions } from './http/listeners.ts';
+import { applySecureLimits, closeIdleConnections, createSecureListener, Http2Sessions } from './http/secure.ts';
+import type { SecureRequest, SecureResponse } from './http/secure.ts';
+import { CertStore } from './tls/cert-store.ts';
+import { CertificateFiles } from './tls/cert-files.ts';
+import { EdgeError } from './errors.ts';
 
 export const DEFAULT_GRACE_MS = 30_000;
 
@@ -27,14 +34,27 @@ export type EdgeDeps = {
   /** Shared with the ACME issuer (and, with workers, filled from the primary). */
   challenges?: ChallengeStore;
   onChallenge?: (source: ChallengeSource) => void;
+  /**
+   * Session ticket keys (48 bytes) for every TLS context; generated once per process when
+   * absent. Workers of one node pass the same keys so a session resumes on any of them.
+   */
+  ticketKeys?: Buffer;
+  /** How often certificate files are polled for changes (ms); tests make it short. */
+  certWatchIntervalMs?: number;
 };
 
 export class Edge {
   readonly challenges: ChallengeStore;
   readonly peers: PeerForwarder;
+  /** Every certificate serving on the https listeners; the ACME issuer hands new ones here. */
+  readonly certificates: CertStore;
+  readonly #certFiles: CertificateFiles;
   readonly #log: EventLog;
   readonly #connections = new ConnectionTracker();
+  readonly #sessions = new Http2Sessions();
   readonly #http: ListenerGroup<HttpServer>;
+  readonly #https: ListenerGroup<TlsServer>;
+  #tlsClientErrors = 0;
   #state: State;
   #stopped: Promise<void> | null = null;
 
@@ -59,13 +79,38 @@ export class Edge {
       this.#connections.track(server);
       return server;
     });
+
+    this.certificates = new CertStore({ unknownSni: config.tls.unknown_sni, ticketKeys: deps.ticketKeys, log: deps.log });
+    this.#certFiles = new CertificateFiles({ store: this.certificates, log: deps.log, intervalMs: deps.certWatchIntervalMs });
+    const onRequest = (req: SecureRequest, res: SecureResponse) => proxyNotWired(req, res, this.#state.stopping);
+    this.#https = new ListenerGroup('https', deps.log, () =>
+      createSecureListener({
+        store: this.certificates,
+        http2: this.#state.config.tls.http2,
+        limits: this.#state.config.limits,
+        log: deps.log,
+        onRequest,
+        onUpgrade: upgradeNotWired,
+        connections: this.#connections,
+        sessions: this.#sessions,
+        onTlsClientError: () => this.#tlsClientErrors++,
+      }),
+    );
   }
 
   /** Binds every listener. On failure, whatever was started is stopped and the error thrown. */
   static async start(config: Config, deps: EdgeDeps): Promise<Edge> {
     const edge = new Edge(config, deps);
     try {
+      // A configured certificate that does not load stops the start before any port is bound.
+      const problems = await edge.#certFiles.load(config.tls);
+      if (problems.length > 0) throw new EdgeError('CERT_INVALID', problems.join('; '));
+      if (config.listen.https.length > 0 && config.acme === null && edge.certificates.certificates().length === 0) {
+        deps.log.warn('https_without_certificates', { message: 'no tls.certificates, tls.certbot or acme: every TLS handshake will fail' });
+      }
       await (await edge.#http.sync(config.listen.http))();
+      await (await edge.#https.sync(config.listen.https))();
+      edge.#certFiles.start();
     } catch (err) {
       await edge.stop(0);
       throw err;
@@ -78,32 +123,55 @@ export class Edge {
     return this.#state.config;
   }
 
-  /** Bound addresses by role, e.g. { http: ["[::]:80"] }; with port 0 the kernel's port. */
-  get addresses(): { http: string[] } {
-    return { http: this.#http.listeners.map((l) => l.bound) };
+  /** Bound addresses by role, e.g. { http: ["[::]:80"], https: ["[::]:443"] }; with port 0 the kernel's port. */
+  get addresses(): { http: string[]; https: string[] } {
+    return { http: this.#http.listeners.map((l) => l.bound), https: this.#https.listeners.map((l) => l.bound) };
   }
 
   /** Ports actually bound, in config order (tests listen on port 0). */
-  get ports(): { http: number[] } {
-    return { http: this.#http.listeners.map((l) => l.port) };
+  get ports(): { http: number[]; https: number[] } {
+    return { http: this.#http.listeners.map((l) => l.port), https: this.#https.listeners.map((l) => l.port) };
+  }
+
+  /** TLS handshakes that failed (bad versions, scanners, unknown names with reject). */
+  get tlsClientErrors(): number {
+    return this.#tlsClientErrors;
   }
 
   /**
-   * Moves to a new config without dropping connections. Listeners are synced first; if
-   * one cannot be bound the reload is refused and the running config stays.
+   * Moves to a new config without dropping connections, and re-reads every certificate
+   * file. Listeners are synced first; if one cannot be bound the reload is refused and the
+   * running config stays. A certificate that does not load is logged and the one serving
+   * from the same file keeps serving.
    */
   async reload(config: Config): Promise<void> {
     if (this.#state.stopping) return;
-    const closeRemovedHttp = await this.#http.sync(config.listen.http);
     const previous = this.#state;
+    const closeRemovedHttp = await this.#http.sync(config.listen.http);
+    let closeRemovedHttps: () => Promise<void>;
+    try {
+      closeRemovedHttps = await this.#https.sync(config.listen.https);
+    } catch (err) {
+      // Unbind the http addresses this reload added: the running config stays whole.
+      await (await this.#http.sync(previous.config.listen.http))();
+      throw err;
+    }
     const accessLog =
       config.access_log === previous.config.access_log && config.access_log_format === previous.config.access_log_format
         ? previous.accessLog
         : createAccessLog(config.access_log, config.access_log_format);
     this.peers.setPeers(config.challenges.peers);
+    if (config.tls.http2 !== previous.config.tls.http2 && this.#https.listeners.length > 0) {
+      this.#log.warn('reload_partial', { key: 'tls.http2', message: 'applies to https addresses bound from now on; restart to change the bound ones' });
+    }
     this.#state = { config, accessLog, stopping: false };
     for (const { server } of this.#http.listeners) applyLimits(server, config.limits);
+    for (const { server } of this.#https.listeners) applySecureLimits(server, config.limits);
+    this.certificates.setUnknownSni(config.tls.unknown_sni);
+    const problems = await this.#certFiles.load(config.tls);
+    if (problems.length > 0) this.#log.warn('reload_certificate_problems', { problems });
     await closeRemovedHttp();
+    await closeRemovedHttps();
     if (accessLog !== previous.accessLog) await previous.accessLog.close();
     else accessLog.reopen();
     this.#log.info('reloaded', { source: config.source });
@@ -127,9 +195,13 @@ export class Edge {
     const deadline = Date.now() + graceMs;
     this.#state = { ...this.#state, stopping: true };
     this.#log.info('stopping', { connections: this.#connections.size, grace_ms: graceMs });
-    await this.#http.stopAccepting();
+    await Promise.all([this.#http.stopAccepting(), this.#https.stopAccepting()]);
+    this.#certFiles.stop();
+    // HTTP/2: GOAWAY, so clients open no new streams and the open ones finish.
+    this.#sessions.goaway();
     const closeIdle = () => {
       for (const { server } of this.#http.listeners) server.closeIdleConnections();
+      for (const { server } of this.#https.listeners) closeIdleConnections(server);
     };
     closeIdle();
     const timer = setInterval(closeIdle, 50);
@@ -138,9 +210,23 @@ export class Edge {
     if (!drained) {
       this.#log.warn('stop_forced', { connections: this.#connections.size });
       this.#connections.destroyAll();
+      this.#sessions.destroyAll();
     }
     await this.peers.close();
     await this.#state.accessLog.close();
     this.#log.info('stopped', { drained });
   }
+}
+
+/** Until the proxy is wired in, every https request answers 502 (the lead replaces this at merge). */
+function proxyNotWired(req: SecureRequest, res: SecureResponse, stopping: boolean): void {
+  const body = '502 Bad Gateway: proxy not wired yet\n';
+  const http1 = res as ServerResponse;
+  if (stopping && (req as IncomingMessage).httpVersionMajor === 1) http1.shouldKeepAlive = false;
+  http1.writeHead(502, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) });
+  http1.end(req.method === 'HEAD' ? undefined : body);
+}
+
+function upgradeNotWired(_req: IncomingMessage, socket: Duplex): void {
+  socket.end('HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
 }

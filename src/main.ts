@@ -100,7 +100,8 @@ async function reload(edge: Edge, configPath: string, log: EventLog): Promise<vo
 function printDemoBanner(edge: Edge, log: EventLog): void {
   log.info('demo', {
     message: 'opam-edge local demo: no --config, $OPAM_EDGE_CONFIG or ./opam-edge.yaml, so it serves a bundled origin',
-    try: ['curl -i http://localhost:8080/'],
+    try: ['curl -i http://localhost:8080/', 'curl -ik https://localhost:8443/'],
     http: edge.addresses.http,
+    https: edge.addresses.https,
   });
 }

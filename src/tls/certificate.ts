@@ -27,10 +27,29 @@ export type CertInfo = {
   fingerprint256: string;
 };
 
+export type CertRefusal = {
+  origin: string;
+  reason: string;
+  /** Which half of the pair is at fault, when one is (config errors name its key). */
+  field?: 'cert' | 'key';
+};
+
 export type SetSourceResult = {
   loaded: CertInfo[];
   /** Pairs that failed validation (key mismatch, unparsable, expired, no DNS names). */
-  refused: { origin: string; reason: string }[];
+  refused: CertRefusal[];
+};
+
+/** What one setSource() changed, for listeners (events, metrics). */
+export type CertChange = {
+  id: string;
+  /** Certificates new in this source (first load or a different certificate at an origin). */
+  added: CertInfo[];
+  refused: CertRefusal[];
+  /** Certificates no longer served: replaced at their origin, or the origin is gone. */
+  removed: CertInfo[];
+  /** Every certificate serving after the change. */
+  certificates: CertInfo[];
 };
 
 export interface CertificateSink {

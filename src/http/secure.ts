@@ -1,0 +1,152 @@
+// The https listeners (port 443): one server per bound address. With `tls.http2` it is an
+// HTTP/2 server that also speaks HTTP/1.1 (ALPN picks h2 or http/1.1 on the same port, and
+// a client without ALPN gets HTTP/1.1); without, a plain https server. Each connection's
+// certificate comes from the certificate store by the ClientHello's server name (see
+// tls/handshake.ts); the limits are those of the http listeners, plus HTTP/2 settings.
+// Requests go to the handlers the caller passes in.
+
+import { createServer as createHttpsServer } from 'node:https';
+import { createSecureServer as createH2Server } from 'node:http2';
+import type { Http2ServerRequest, Http2ServerResponse, ServerHttp2Session, Settings } from 'node:http2';
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
+import type { Server as TlsServer, TLSSocket } from 'node:tls';
+import type { Duplex } from 'node:stream';
+import type { Limits } from '../config.ts';
+import type { EventLog } from '../log.ts';
+import type { CertStore } from '../tls/cert-store.ts';
+import { alpnProtocols } from '../tls/options.ts';
+import { routeHandshakes } from '../tls/handshake.ts';
+import { applyLimits, onClientError, serverOptions } from './listeners.ts';
+import type { ConnectionTracker } from './listeners.ts';
+
+export type SecureRequest = IncomingMessage | Http2ServerRequest;
+export type SecureResponse = ServerResponse | Http2ServerResponse;
+
+export type SecureHandlers = {
+  /** Every request, HTTP/1.1 (IncomingMessage) or HTTP/2 (Http2ServerRequest, compat API). */
+  onRequest: (req: SecureRequest, res: SecureResponse) => void;
+  /** HTTP/1.1 `Upgrade` requests (WebSocket): the socket is the caller's from here on. */
+  onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+};
+
+export type SecureServerDeps = SecureHandlers & {
+  store: CertStore;
+  http2: boolean;
+  limits: Limits;
+  log: EventLog;
+  /** Established TLS connections (HTTP/1.1 and HTTP/2 alike), for the drain on stop. */
+  connections: ConnectionTracker;
+  sessions: Http2Sessions;
+  /**
+   * A handshake failed (protocol version, no shared cipher, unknown name, reset...), or the
+   * connection ended before its ClientHello arrived ("hello_timeout", "hello_closed").
+   */
+  onTlsClientError?: (code: string) => void;
+};
+
+/** nginx's http2_max_concurrent_streams default. */
+const MAX_CONCURRENT_STREAMS = 128;
+/** Same as the http/1.1 servers' maxHeadersCount. */
+const MAX_HEADER_PAIRS = 200;
+/** HPACK counts 32 bytes of overhead per field; allow that for 64 fields over max_header_size. */
+const HPACK_FIELD_ALLOWANCE = 64 * 32;
+
+/** HTTP/2 SETTINGS from the limits (also on reload). */
+export function http2Settings(limits: Limits): Settings {
+  return {
+    maxConcurrentStreams: MAX_CONCURRENT_STREAMS,
+    maxHeaderListSize: limits.max_header_size + HPACK_FIELD_ALLOWANCE,
+  };
+}
+
+export function createSecureListener(deps: SecureServerDeps): TlsServer {
+  const { limits, store } = deps;
+  const options = {
+    ...serverOptions(limits),
+    ...store.contextOptions,
+    // The ClientHello must arrive and the handshake finish within the header timeout, as
+    // nginx counts its handshake against client_header_timeout.
+    handshakeTimeout: limits.header_timeout,
+  };
+  let server: TlsServer;
+  if (deps.http2) {
+    const h2 = createH2Server({
+      ...options,
+      allowHTTP1: true,
+      settings: http2Settings(limits),
+      maxHeaderListPairs: MAX_HEADER_PAIRS,
+      maxSessionMemory: 10,
+    });
+    h2.on('request', deps.onRequest);
+    h2.on('session', (session: ServerHttp2Session) => deps.sessions.add(session));
+    h2.on('sessionError', (err: NodeJS.ErrnoException) => deps.log.debug('h2_session_error', { code: err.code ?? 'error' }));
+    server = h2;
+  } else {
+    server = createHttpsServer({ ...options, ALPNProtocols: alpnProtocols(false) }, deps.onRequest);
+  }
+  server.on('upgrade', deps.onUpgrade);
+  // HTTP/1.1 parse errors (either server kind) get their 400/431/501 answer.
+  server.on('clientError', onClientError);
+  // Both server kinds forward handshake failures to 'clientError', which would write an
+  // HTTP answer into a connection that has no TLS session: count and drop them instead.
+  server.removeAllListeners('tlsClientError');
+  server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+    const code = err.code ?? 'error';
+    deps.onTlsClientError?.(code);
+    deps.log.debug('tls_client_error', { code, remote: socket.remoteAddress ?? null });
+    socket.destroy();
+  });
+  applySecureLimits(server, limits);
+  deps.connections.track(server, 'secureConnection');
+  const http = server as unknown as HttpServer;
+  routeHandshakes(server, {
+    select: (servername) => store.select(servername),
+    timeoutMs: () => http.headersTimeout,
+    onAbort: (reason) => {
+      deps.onTlsClientError?.(`hello_${reason}`);
+      deps.log.debug('tls_client_error', { code: `hello_${reason}` });
+    },
+  });
+  return server;
+}
+
+/** The limits that can change on reload without a new server. */
+export function applySecureLimits(server: TlsServer, limits: Limits): void {
+  // Both server kinds carry node:http's properties for their HTTP/1.1 connections; for
+  // HTTP/2, `timeout` is the session idle timeout (the session is closed when it fires).
+  applyLimits(server as unknown as HttpServer, limits);
+  const h2 = server as TlsServer & { updateSettings?: (s: Settings) => void };
+  if (typeof h2.updateSettings === 'function') h2.updateSettings(http2Settings(limits));
+}
+
+/** Closes idle HTTP/1.1 connections of an https server (stop, keep-alive drain). */
+export function closeIdleConnections(server: TlsServer): void {
+  (server as unknown as HttpServer).closeIdleConnections();
+}
+
+/**
+ * Open HTTP/2 sessions of every https listener, so a stop can send GOAWAY to all of them:
+ * no new streams, the open ones finish, then the session closes.
+ */
+export class Http2Sessions {
+  readonly #sessions = new Set<ServerHttp2Session>();
+
+  add(session: ServerHttp2Session): void {
+    this.#sessions.add(session);
+    session.once('close', () => this.#sessions.delete(session));
+  }
+
+  get size(): number {
+    return this.#sessions.size;
+  }
+
+  goaway(): void {
+    for (const session of this.#sessions) {
+      if (!session.closed && !session.destroyed) session.close();
+    }
+  }
+
+  destroyAll(): void {
+    for (const session of this.#sessions) session.destroy();
+  }
+}

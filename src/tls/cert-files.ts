@@ -1,0 +1,266 @@
+// Certificates from files: `tls.certificates` ({cert, key} paths) and `tls.certbot` (every
+// live/<name>/fullchain.pem + privkey.pem, which certbot keeps as symlinks into
+// archive/<name>/), handed to the certificate store as the sources "file" and "certbot".
+//
+// Watching is by polling, not fs.watch: certbot renews by writing archive/<name>/*N.pem and
+// flipping the live/ symlinks, operators copy or rename files over the old ones, and
+// configs are often bind-mounted into containers. inotify follows the inode a watch was
+// set on (the old target, or a file renamed away) and misses those changes, or reports
+// them on a directory it was not asked about. A stat of each file's real path every
+// couple of seconds sees all of them and costs nothing. A change is acted upon once the
+// files have held still for one interval (certbot flips privkey.pem before
+// fullchain.pem), so a renewal is picked up within two intervals.
+//
+// A pair that cannot be read or is refused never replaces the one serving from the same
+// origin: the previous certificate keeps serving, and the refusal is logged.
+
+import { readFile, readdir, realpath, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { CertificateSink, CertRefusal, PemPair } from './certificate.ts';
+import type { EventLog } from '../log.ts';
+
+export const DEFAULT_WATCH_INTERVAL_MS = 2000;
+/** A certificate chain or key is a few KB; anything this large is not one. */
+const MAX_PEM_BYTES = 1024 * 1024;
+
+export type CertFileSettings = {
+  readonly certificates: readonly { readonly cert: string; readonly key: string }[];
+  readonly certbot: string | null;
+};
+
+type SourceId = 'file' | 'certbot';
+
+type Listed = {
+  /** Each pair to load, or why it could not be read (field and reason). */
+  items: ({ pair: PemPair } | { origin: string; field: 'cert' | 'key'; path: string; reason: string; index?: number })[];
+  /** The certbot directory itself could not be listed. */
+  unreadable?: string;
+};
+
+export class CertificateFiles {
+  readonly #store: CertificateSink;
+  readonly #log: EventLog;
+  readonly #intervalMs: number;
+  #settings: CertFileSettings = { certificates: [], certbot: null };
+  readonly #loaded: Record<SourceId, string> = { file: '', certbot: '' };
+  readonly #seen: Record<SourceId, string> = { file: '', certbot: '' };
+  readonly #lastRead: Record<SourceId, Map<string, PemPair>> = { file: new Map(), certbot: new Map() };
+  #queue: Promise<unknown> = Promise.resolve();
+  #timer: NodeJS.Timeout | null = null;
+  #running = false;
+
+  constructor(options: { store: CertificateSink; log: EventLog; intervalMs?: number }) {
+    this.#store = options.store;
+    this.#log = options.log;
+    this.#intervalMs = options.intervalMs ?? DEFAULT_WATCH_INTERVAL_MS;
+  }
+
+  /**
+   * Reads every configured certificate now and hands them to the store (start-up, config
+   * reload). Returns the problems start-up must refuse, as "key.path: message": a
+   * `tls.certificates` pair that does not load, or a certbot directory that cannot be read.
+   */
+  load(settings: CertFileSettings): Promise<string[]> {
+    return this.#serial(async () => {
+      this.#settings = settings;
+      return [...(await this.#loadSource('file')), ...(await this.#loadSource('certbot'))];
+    });
+  }
+
+  /** Re-reads every file (SIGHUP). Refusals are logged; what serves keeps serving. */
+  reload(): Promise<string[]> {
+    return this.load(this.#settings);
+  }
+
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#schedule();
+  }
+
+  stop(): void {
+    this.#running = false;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+  }
+
+  #schedule(): void {
+    if (!this.#running) return;
+    this.#timer = setTimeout(() => {
+      this.#serial(() => this.#poll())
+        .catch((err: unknown) => this.#log.error('certificate_watch_failed', { error: String(err) }))
+        .finally(() => this.#schedule());
+    }, this.#intervalMs);
+    this.#timer.unref();
+  }
+
+  async #poll(): Promise<void> {
+    for (const id of ['file', 'certbot'] as const) {
+      if (!this.#running) return;
+      const signature = await this.#signature(id);
+      if (signature === this.#loaded[id]) {
+        this.#seen[id] = signature;
+      } else if (signature !== this.#seen[id]) {
+        // Still changing (or just changed): look again next time.
+        this.#seen[id] = signature;
+      } else {
+        this.#log.info('certificate_files_changed', { source: id });
+        await this.#loadSource(id);
+      }
+    }
+  }
+
+  async #loadSource(id: SourceId): Promise<string[]> {
+    const signature = await this.#signature(id);
+    const listed = id === 'file' ? await this.#listFiles() : await this.#listCertbot();
+    const problems: string[] = [];
+    const previous = this.#lastRead[id];
+    const lastRead = new Map<string, PemPair>();
+    const pairs: PemPair[] = [];
+    if (listed.unreadable !== undefined) {
+      problems.push(`tls.certbot: ${listed.unreadable}`);
+      this.#log.error('certificate_dir_unreadable', { source: id, error: listed.unreadable });
+      // Keep serving what was read before.
+      for (const pair of previous.values()) {
+        pairs.push(pair);
+        lastRead.set(pair.origin, pair);
+      }
+    }
+    for (const item of listed.items) {
+      if ('pair' in item) {
+        pairs.push(item.pair);
+        lastRead.set(item.pair.origin, item.pair);
+        continue;
+      }
+      if (id === 'file') problems.push(`tls.certificates[${item.index}].${item.field}: ${item.reason} (${item.path})`);
+      this.#log.error('certificate_refused', { code: 'CERT_INVALID', origin: item.origin, reason: `${item.path}: ${item.reason}`, source: id });
+      const last = previous.get(item.origin);
+      if (last) {
+        pairs.push(last);
+        lastRead.set(last.origin, last);
+      }
+    }
+    this.#lastRead[id] = lastRead;
+    const result = this.#store.setSource(id, id, pairs);
+    if (id === 'file') for (const refusal of result.refused) problems.push(this.#describe(refusal));
+    this.#loaded[id] = signature;
+    this.#seen[id] = signature;
+    return problems;
+  }
+
+  /** "tls.certificates[0].key: does not match tls.certificates[0].cert (/etc/ssl/k.pem)" */
+  #describe(refusal: CertRefusal): string {
+    const index = this.#settings.certificates.findIndex((c) => c.cert === refusal.origin);
+    const entry = this.#settings.certificates[index];
+    const field = refusal.field ?? 'cert';
+    const path = field === 'key' ? entry?.key : entry?.cert;
+    const reason =
+      field === 'key' && refusal.reason === 'does not match the certificate'
+        ? `does not match tls.certificates[${index}].cert`
+        : refusal.reason;
+    return `tls.certificates[${index}].${field}: ${reason} (${path ?? refusal.origin})`;
+  }
+
+  async #listFiles(): Promise<Listed> {
+    const items: Listed['items'] = [];
+    const seen = new Map<string, number>();
+    for (const [index, { cert, key }] of this.#settings.certificates.entries()) {
+      // The certificate path is the origin: one path, one entry.
+      const first = seen.get(cert);
+      if (first !== undefined) {
+        items.push({ origin: `${cert}#${index}`, field: 'cert', path: cert, reason: `also tls.certificates[${first}].cert`, index });
+        continue;
+      }
+      seen.set(cert, index);
+      const item = await readPair(cert, key, cert);
+      items.push('pair' in item ? item : { ...item, index });
+    }
+    return { items };
+  }
+
+  async #listCertbot(): Promise<Listed> {
+    const dir = this.#settings.certbot;
+    if (dir === null) return { items: [] };
+    const names = await lineages(dir);
+    if (typeof names === 'string') return { items: [], unreadable: names };
+    const items: Listed['items'] = [];
+    for (const name of names) {
+      const live = join(dir, 'live', name);
+      items.push(await readPair(join(live, 'fullchain.pem'), join(live, 'privkey.pem'), join(live, 'fullchain.pem')));
+    }
+    return { items };
+  }
+
+  /** What the poll compares: each file's real path, inode, size and mtime. */
+  async #signature(id: SourceId): Promise<string> {
+    const paths: string[] = [];
+    if (id === 'file') {
+      for (const { cert, key } of this.#settings.certificates) paths.push(cert, key);
+    } else if (this.#settings.certbot !== null) {
+      const dir = this.#settings.certbot;
+      const names = await lineages(dir);
+      if (typeof names === 'string') return `!${names}`;
+      paths.push(`live=${names.join(',')}`);
+      for (const name of names) paths.push(join(dir, 'live', name, 'fullchain.pem'), join(dir, 'live', name, 'privkey.pem'));
+    }
+    const parts = await Promise.all(paths.map((p) => (p.startsWith('live=') ? p : fileSignature(p))));
+    return parts.join('|');
+  }
+
+  /** One load or poll at a time: a SIGHUP during a poll waits for it. */
+  #serial<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(work, work);
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+}
+
+async function fileSignature(path: string): Promise<string> {
+  try {
+    const real = await realpath(path);
+    const s = await stat(real);
+    return `${real}:${s.ino}:${s.size}:${s.mtimeMs}`;
+  } catch (err) {
+    return `${path}!${(err as NodeJS.ErrnoException).code ?? 'error'}`;
+  }
+}
+
+/** The certbot lineage names (directories under live/), sorted; or why live/ cannot be read. */
+async function lineages(dir: string): Promise<string[] | string> {
+  const live = join(dir, 'live');
+  let entries: string[];
+  try {
+    entries = await readdir(live);
+  } catch (err) {
+    return `cannot read ${live} (${(err as NodeJS.ErrnoException).code ?? String(err)})`;
+  }
+  const names: string[] = [];
+  for (const name of entries.sort()) {
+    if (name.startsWith('.')) continue;
+    try {
+      if ((await stat(join(live, name))).isDirectory()) names.push(name);
+    } catch {
+      // A dangling entry: not a lineage.
+    }
+  }
+  return names;
+}
+
+async function readPair(certPath: string, keyPath: string, origin: string): Promise<Listed['items'][number]> {
+  const cert = await readPem(certPath);
+  if (typeof cert !== 'string') return { origin, field: 'cert', path: certPath, reason: cert.error };
+  const key = await readPem(keyPath);
+  if (typeof key !== 'string') return { origin, field: 'key', path: keyPath, reason: key.error };
+  return { pair: { cert, key, origin } };
+}
+
+async function readPem(path: string): Promise<string | { error: string }> {
+  try {
+    const s = await stat(path);
+    if (!s.isFile()) return { error: 'not a file' };
+    if (s.size > MAX_PEM_BYTES) return { error: `too large for a PEM file (${s.size} bytes)` };
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    return { error: `cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})` };
+  }
+}

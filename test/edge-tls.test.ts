@@ -1,0 +1,117 @@
+// The https side of a running Edge, in process: listeners from config, the certificate
+// store behind them (start-up refusal, ACME hand-off, reload), and the drain on stop.
+
+import { test } from 'node:test';
+import type { TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { rmSync, writeFileSync } from 'node:fs';
+import { connect as h2Connect } from 'node:http2';
+import { validateConfig } from '../src/config.ts';
+import type { Config } from '../src/config.ts';
+import { Edge } from '../src/edge.ts';
+import { EdgeError } from '../src/errors.ts';
+import { checkCertificates } from '../src/check.ts';
+import { makeCert } from './helpers/certs.ts';
+import { tempDir } from './helpers/edge-process.ts';
+import { exchange, handshake, serialFor } from './helpers/tls-client.ts';
+import { memoryLog } from './helpers/memory-log.ts';
+
+function config(tls: Record<string, unknown>, listen = { http: ['127.0.0.1:0'], https: ['127.0.0.1:0'] }): Config {
+  const result = validateConfig({ listen, tls, access_log: 'off', sites: [{ hosts: ['e.test'], upstream: 'http://127.0.0.1:1' }] }, 'test');
+  assert.ok(result.ok, !result.ok ? result.errors.join('\n') : '');
+  return result.config;
+}
+
+function dir(t: TestContext): string {
+  const d = tempDir('opam-edge-edge-tls-');
+  t.after(() => rmSync(d, { recursive: true, force: true }));
+  return d;
+}
+
+test('a certificate/key pair that does not load stops the start before any port is bound', async (t) => {
+  const d = dir(t);
+  const good = await makeCert({ names: ['e.test'], dir: d, stem: 'good' });
+  const other = await makeCert({ names: ['other.test'], dir: d, stem: 'other' });
+  const bad = config({ certificates: [{ cert: good.certPath, key: other.keyPath }] });
+  const { log, named } = memoryLog();
+  await assert.rejects(Edge.start(bad, { log }), (err: unknown) => {
+    assert.ok(err instanceof EdgeError);
+    assert.equal(err.code, 'CERT_INVALID');
+    assert.match(err.message, /tls\.certificates\[0\]\.key: does not match tls\.certificates\[0\]\.cert/);
+    assert.ok(err.message.includes(other.keyPath));
+    return true;
+  });
+  assert.deepEqual(named('listening'), []);
+  assert.deepEqual(await checkCertificates(bad), [`tls.certificates[0].key: does not match tls.certificates[0].cert (${other.keyPath})`]);
+  assert.deepEqual(await checkCertificates(config({ certificates: [{ cert: good.certPath, key: good.keyPath }] })), []);
+});
+
+test('https listeners serve the configured certificate, h2 and http/1.1; the store takes ACME certificates', async (t) => {
+  const d = dir(t);
+  const cert = await makeCert({ names: ['e.test'], dir: d, stem: 'e' });
+  const { log } = memoryLog();
+  const edge = await Edge.start(config({ certificates: [{ cert: cert.certPath, key: cert.keyPath }] }), { log });
+  t.after(() => edge.stop(1000));
+  assert.equal(edge.ports.https.length, 1);
+  assert.match(edge.addresses.https[0]!, /^127\.0\.0\.1:\d+$/);
+  const port = edge.ports.https[0]!;
+  assert.equal(await serialFor(port, 'e.test'), cert.serial);
+  const h = await handshake(port, { servername: 'e.test', ALPNProtocols: ['http/1.1'] });
+  const answer = await exchange(h.socket, '/', 'e.test');
+  assert.equal(answer.status, 502, 'the proxy is not wired in this branch');
+  h.socket.destroy();
+  assert.deepEqual(edge.certificates.certificates().map((c) => c.serial), [cert.serial]);
+  // The ACME issuer hands certificates to the same store.
+  const issued = await makeCert({ names: ['acme.test'], dir: d, stem: 'acme' });
+  edge.certificates.setSource('acme:acme.test', 'acme', [{ cert: issued.cert, key: issued.key, origin: 'storage/acme.test' }]);
+  assert.equal(await serialFor(port, 'acme.test'), issued.serial);
+  await assert.rejects(serialFor(port, 'unknown.test'));
+  assert.ok(edge.tlsClientErrors >= 1);
+});
+
+test('reload re-reads certificate files and applies tls.unknown_sni', async (t) => {
+  const d = dir(t);
+  const v1 = await makeCert({ names: ['e.test'], dir: d, stem: 'e' });
+  const v2 = await makeCert({ names: ['e.test'], dir: d, stem: 'v2' });
+  const { log } = memoryLog();
+  const tls = { certificates: [{ cert: v1.certPath, key: v1.keyPath }] };
+  const edge = await Edge.start(config(tls), { log, certWatchIntervalMs: 60_000 });
+  t.after(() => edge.stop(1000));
+  const port = edge.ports.https[0]!;
+  await assert.rejects(serialFor(port, undefined));
+  writeFileSync(v1.keyPath, v2.key);
+  writeFileSync(v1.certPath, v2.cert);
+  // Same listen addresses ("127.0.0.1:0" keeps its bound socket), new tls settings.
+  await edge.reload(config({ ...tls, unknown_sni: 'default' }));
+  assert.equal(edge.ports.https[0], port);
+  assert.equal(await serialFor(port, 'e.test'), v2.serial);
+  assert.equal(await serialFor(port, undefined), v2.serial, 'no SNI gets the default certificate now');
+});
+
+test('stop sends GOAWAY to h2 sessions, closes idle keep-alive connections and drains at once', async (t) => {
+  const d = dir(t);
+  const cert = await makeCert({ names: ['e.test'], dir: d, stem: 'e' });
+  const { log } = memoryLog();
+  const edge = await Edge.start(config({ certificates: [{ cert: cert.certPath, key: cert.keyPath }] }), { log });
+  const port = edge.ports.https[0]!;
+  const session = h2Connect(`https://127.0.0.1:${port}`, { servername: 'e.test', rejectUnauthorized: false });
+  t.after(() => session.destroy());
+  await new Promise<void>((resolve, reject) => {
+    const req = session.request({ ':path': '/' });
+    req.on('response', () => {});
+    req.resume();
+    req.on('end', resolve);
+    req.on('error', reject);
+  });
+  const goaway = new Promise((resolve) => session.once('goaway', resolve));
+  const closed = new Promise((resolve) => session.once('close', resolve));
+  const idle = await handshake(port, { servername: 'e.test', ALPNProtocols: ['http/1.1'] });
+  await exchange(idle.socket, '/', 'e.test');
+  const idleClosed = new Promise((resolve) => idle.socket.once('close', resolve));
+  const started = Date.now();
+  await edge.stop(10_000);
+  assert.ok(Date.now() - started < 5000, 'drained without waiting for the grace period');
+  await goaway;
+  await closed;
+  await idleClosed;
+});

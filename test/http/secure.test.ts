@@ -1,0 +1,349 @@
+import { test } from 'node:test';
+import type { TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { connect as netConnect } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { connect as h2Connect } from 'node:http2';
+import type { ClientHttp2Session } from 'node:http2';
+import { Agent, request as httpsRequest } from 'node:https';
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
+import type { ServerResponse } from 'node:http';
+import { validateConfig } from '../../src/config.ts';
+import type { Limits } from '../../src/config.ts';
+import { createSecureListener, Http2Sessions } from '../../src/http/secure.ts';
+import type { SecureHandlers } from '../../src/http/secure.ts';
+import { ConnectionTracker } from '../../src/http/listeners.ts';
+import { CertStore } from '../../src/tls/cert-store.ts';
+import { CertificateFiles } from '../../src/tls/cert-files.ts';
+import { supportedGroups, PQ_GROUP } from '../../src/tls/options.ts';
+import { makeCert } from '../helpers/certs.ts';
+import type { TestCert } from '../helpers/certs.ts';
+import { tempDir } from '../helpers/edge-process.ts';
+import { exchange, handshake, serialFor } from '../helpers/tls-client.ts';
+import { memoryLog } from '../helpers/memory-log.ts';
+import { requireTool } from '../helpers/tools.ts';
+
+function limits(overrides: Record<string, string> = {}): Limits {
+  const result = validateConfig({ limits: overrides, sites: [{ hosts: ['x.test'], upstream: 'http://127.0.0.1:1' }] }, 'test');
+  assert.ok(result.ok);
+  return result.config.limits;
+}
+
+/** Answers "<httpVersion> <path>"; upgrades become an echo. */
+const echoHandlers: SecureHandlers = {
+  onRequest(req, res) {
+    const body = `${req.httpVersion} ${req.url}`;
+    const out = res as ServerResponse;
+    out.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) });
+    out.end(body);
+  },
+  onUpgrade(_req, socket, head) {
+    socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n');
+    if (head.length > 0) socket.write(head);
+    socket.on('data', (d) => socket.write(d));
+    socket.on('error', () => {});
+  },
+};
+
+async function listen(t: TestContext, options: { store: CertStore; http2?: boolean; limits?: Limits; handlers?: SecureHandlers }) {
+  const connections = new ConnectionTracker();
+  const sessions = new Http2Sessions();
+  const tlsErrors: string[] = [];
+  const { log } = memoryLog();
+  const server = createSecureListener({
+    store: options.store,
+    http2: options.http2 ?? true,
+    limits: options.limits ?? limits(),
+    log,
+    ...(options.handlers ?? echoHandlers),
+    connections,
+    sessions,
+    onTlsClientError: (code) => tlsErrors.push(code),
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(async () => {
+    sessions.destroyAll();
+    connections.destroyAll();
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+  return { port: (server.address() as AddressInfo).port, server, sessions, connections, tlsErrors };
+}
+
+async function certs(t: TestContext, ...names: string[][]): Promise<{ dir: string; store: CertStore; list: TestCert[] }> {
+  const dir = tempDir('opam-edge-secure-');
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const list: TestCert[] = [];
+  for (const [i, n] of names.entries()) list.push(await makeCert({ names: n, dir, stem: `c${i}` }));
+  const store = new CertStore();
+  store.setSource('file', 'file', list.map((c) => ({ cert: c.cert, key: c.key, origin: c.certPath })));
+  return { dir, store, list };
+}
+
+function h2Get(session: ClientHttp2Session, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = session.request({ ':path': path });
+    let body = '';
+    let status = 0;
+    req.setEncoding('utf8');
+    req.on('response', (headers) => (status = Number(headers[':status'])));
+    req.on('data', (chunk: string) => (body += chunk));
+    req.on('end', () => resolve({ status, body }));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+function h2Session(port: number, servername: string): Promise<ClientHttp2Session> {
+  return new Promise((resolve, reject) => {
+    const session = h2Connect(`https://127.0.0.1:${port}`, { servername, rejectUnauthorized: false });
+    session.once('connect', () => resolve(session));
+    session.once('error', reject);
+  });
+}
+
+function httpsGet(port: number, servername: string, path: string, agent: Agent | false): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest({ host: '127.0.0.1', port, path, servername, agent, rejectUnauthorized: false, headers: { host: servername } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Runs a shell pipeline without blocking this process's event loop (the server lives here). */
+function sh(command: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile('sh', ['-c', command], { timeout: 15_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+test('ALPN: h2 and http/1.1 on one port with tls.http2, http/1.1 only without', async (t) => {
+  const { store } = await certs(t, ['a.test']);
+  const h2 = await listen(t, { store, http2: true });
+  const h1 = await listen(t, { store, http2: false });
+  const cases: [number, string[] | undefined, string | false][] = [
+    [h2.port, ['h2', 'http/1.1'], 'h2'],
+    [h2.port, ['http/1.1'], 'http/1.1'],
+    [h2.port, undefined, false],
+    [h1.port, ['h2', 'http/1.1'], 'http/1.1'],
+    [h1.port, undefined, false],
+  ];
+  for (const [port, ALPNProtocols, expected] of cases) {
+    const h = await handshake(port, { servername: 'a.test', ...(ALPNProtocols ? { ALPNProtocols } : {}) });
+    assert.equal(h.alpn, expected, `${port === h2.port ? 'h2 server' : 'https server'} offered ${ALPNProtocols}`);
+    if (expected !== 'h2') assert.deepEqual(await exchange(h.socket, '/plain'), { status: 200, body: '1.1 /plain' }, 'HTTP/1.1 without or with ALPN');
+    h.socket.destroy();
+  }
+  const session = await h2Session(h2.port, 'a.test');
+  assert.deepEqual(await h2Get(session, '/over-h2'), { status: 200, body: '2.0 /over-h2' });
+  assert.equal(h2.sessions.size, 1);
+  session.close();
+  assert.deepEqual(await httpsGet(h1.port, 'a.test', '/h1', false), { status: 200, body: '1.1 /h1' });
+});
+
+test('HTTP/1.1 Upgrade reaches onUpgrade on both server kinds', async (t) => {
+  const { store } = await certs(t, ['ws.test']);
+  for (const http2 of [true, false]) {
+    const { port } = await listen(t, { store, http2 });
+    const h = await handshake(port, { servername: 'ws.test', ALPNProtocols: ['http/1.1'] });
+    h.socket.write('GET /socket HTTP/1.1\r\nHost: ws.test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nearly');
+    let seen = '';
+    await new Promise<void>((resolve) => {
+      h.socket.on('data', (d: Buffer) => {
+        seen += d.toString();
+        if (seen.includes('early')) resolve();
+      });
+    });
+    assert.match(seen, /^HTTP\/1\.1 101 /);
+    h.socket.write('ping');
+    await new Promise<void>((resolve) => h.socket.on('data', (d: Buffer) => d.toString().includes('ping') && resolve()));
+    h.socket.destroy();
+  }
+});
+
+test('TLS versions, ciphers and groups: 1.2/1.3 with Mozilla intermediate, 1.0/1.1 refused and counted', async (t) => {
+  const { store } = await certs(t, ['v.test']);
+  const { port, tlsErrors } = await listen(t, { store });
+  await assert.rejects(handshake(port, { servername: 'v.test', minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT:@SECLEVEL=0' }));
+  for (const version of ['TLSv1.2', 'TLSv1.3'] as const) {
+    const h = await handshake(port, { servername: 'v.test', minVersion: version, maxVersion: version });
+    assert.equal(h.protocol, version);
+    h.socket.destroy();
+  }
+  const h = await handshake(port, { servername: 'v.test' });
+  h.socket.destroy();
+  assert.equal(h.group, supportedGroups().startsWith(PQ_GROUP) ? PQ_GROUP : 'X25519', 'the hybrid post-quantum group where OpenSSL has it');
+  const p256 = await handshake(port, { servername: 'v.test', ecdhCurve: 'prime256v1' });
+  p256.socket.destroy();
+  assert.equal(p256.group, 'prime256v1');
+  await assert.rejects(handshake(port, { servername: 'v.test', ecdhCurve: 'secp521r1' }), 'a group outside the list');
+  await assert.rejects(handshake(port, { servername: 'v.test', maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES256-SHA384' }), 'a CBC cipher');
+  await new Promise((r) => setTimeout(r, 50));
+  assert.ok(tlsErrors.length >= 3, `handshake failures counted: ${tlsErrors.join(',')}`);
+});
+
+test('openssl s_client: each name its certificate, TLS 1.1 refused, 1.2 and 1.3 accepted', async (t) => {
+  if (!requireTool(t, 'openssl')) return;
+  const { store, list } = await certs(t, ['one.test'], ['two.test']);
+  const { port } = await listen(t, { store });
+  const client = (args: string) => `openssl s_client -connect 127.0.0.1:${port} ${args} </dev/null`;
+  for (const [name, cert] of [['one.test', list[0]!], ['two.test', list[1]!]] as const) {
+    const out = await sh(`${client(`-servername ${name}`)} 2>/dev/null | openssl x509 -noout -serial`);
+    assert.equal(out.stdout.trim(), `serial=${cert.serial}`, name);
+  }
+  const old = await sh(`${client('-servername one.test -tls1_1 -cipher DEFAULT@SECLEVEL=0')} 2>&1`);
+  assert.notEqual(old.code, 0);
+  assert.match(old.stdout, /alert protocol version|unsupported protocol|wrong version number/i);
+  for (const flag of ['-tls1_2', '-tls1_3']) {
+    const ok = await sh(`${client(`-servername one.test ${flag}`)} 2>&1`);
+    assert.match(ok.stdout, flag === '-tls1_2' ? /Protocol *: TLSv1\.2|TLSv1\.2, Cipher/ : /TLSv1\.3, Cipher/, flag);
+  }
+});
+
+test('a connection that sends no ClientHello is closed at the header timeout', async (t) => {
+  const { store } = await certs(t, ['slow.test']);
+  const { port, tlsErrors } = await listen(t, { store, limits: limits({ header_timeout: '400ms' }) });
+  for (const payload of [Buffer.alloc(0), Buffer.from([22, 3, 1, 2, 0, 1])]) {
+    const started = Date.now();
+    await new Promise<void>((resolve) => {
+      const socket = netConnect({ port, host: '127.0.0.1' }, () => socket.write(payload));
+      socket.on('error', () => {});
+      socket.on('close', () => resolve());
+      socket.resume();
+    });
+    const took = Date.now() - started;
+    assert.ok(took >= 350 && took < 5000, `closed after ${took} ms`);
+  }
+  await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(tlsErrors, ['hello_timeout', 'hello_timeout']);
+});
+
+test('idle h2 sessions and idle HTTP/1.1 connections are closed after idle_timeout', async (t) => {
+  const { store } = await certs(t, ['idle.test']);
+  const { port, tlsErrors } = await listen(t, { store, limits: limits({ idle_timeout: '300ms' }) });
+  const session = await h2Session(port, 'idle.test');
+  t.after(() => session.destroy());
+  assert.equal((await h2Get(session, '/')).status, 200);
+  const h = await handshake(port, { servername: 'idle.test', ALPNProtocols: ['http/1.1'] });
+  assert.equal((await exchange(h.socket, '/')).status, 200);
+  const started = Date.now();
+  await Promise.all([new Promise((r) => session.once('close', r)), new Promise((r) => h.socket.once('close', r))]);
+  const took = Date.now() - started;
+  assert.ok(took >= 200 && took < 5000, `closed after ${took} ms`);
+  assert.deepEqual(tlsErrors, []);
+});
+
+test('limits apply to HTTP/1.1 on the h2 server: a header block over max_header_size gets 431', async (t) => {
+  const { store } = await certs(t, ['big.test']);
+  const { port } = await listen(t, { store, limits: limits({ max_header_size: '1k' }) });
+  const h = await handshake(port, { servername: 'big.test', ALPNProtocols: ['http/1.1'] });
+  h.socket.write(`GET / HTTP/1.1\r\nHost: big.test\r\nX-Big: ${'a'.repeat(2000)}\r\n\r\n`);
+  const answer = await new Promise<string>((resolve) => {
+    let text = '';
+    h.socket.on('data', (d: Buffer) => (text += d.toString()));
+    h.socket.on('close', () => resolve(text));
+  });
+  assert.match(answer, /^HTTP\/1\.1 431 /);
+});
+
+test('certificate swap under load: no request fails, new handshakes get the new serial, sessions resume', async (t) => {
+  const dir = tempDir('opam-edge-swap-');
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const { log } = memoryLog();
+  const store = new CertStore({ log });
+  const files = new CertificateFiles({ store, log, intervalMs: 50 });
+  t.after(() => files.stop());
+  const v1 = await makeCert({ names: ['load.test'], dir, stem: 'live' });
+  const v2 = await makeCert({ names: ['load.test'], dir, stem: 'v2' });
+  const v3 = await makeCert({ names: ['load.test'], dir, stem: 'v3' });
+  assert.deepEqual(await files.load({ certificates: [{ cert: v1.certPath, key: v1.keyPath }], certbot: null }), []);
+  files.start();
+  const { port } = await listen(t, { store });
+
+  // Before any swap: an open connection, and a session of each protocol version.
+  const old = await handshake(port, { servername: 'load.test', ALPNProtocols: ['http/1.1'] });
+  assert.equal(old.serial, v1.serial);
+  const sessions: Record<string, Buffer> = {};
+  for (const version of ['TLSv1.2', 'TLSv1.3'] as const) {
+    const h = await handshake(port, { servername: 'load.test', maxVersion: version, ALPNProtocols: ['http/1.1'] });
+    sessions[version] = await h.session();
+    h.socket.destroy();
+  }
+
+  let running = true;
+  let requests = 0;
+  const failures: string[] = [];
+  const MAX_REQUESTS = 2000;
+  const loop = async (label: string, one: (i: number) => Promise<{ status: number; body: string }>) => {
+    for (let i = 0; running && requests < MAX_REQUESTS; i++) {
+      requests++;
+      try {
+        const r = await one(i);
+        if (r.status !== 200) failures.push(`${label}: status ${r.status}`);
+      } catch (err) {
+        failures.push(`${label}: ${(err as Error).message}`);
+      }
+    }
+  };
+  const keepAlive = new Agent({ keepAlive: true, maxSockets: 2 });
+  t.after(() => keepAlive.destroy());
+  const h2 = await h2Session(port, 'load.test');
+  t.after(() => h2.destroy());
+  const workers = [
+    loop('keep-alive', (i) => httpsGet(port, 'load.test', `/ka/${i}`, keepAlive)),
+    loop('keep-alive', (i) => httpsGet(port, 'load.test', `/ka2/${i}`, keepAlive)),
+    loop('new connection', (i) => httpsGet(port, 'load.test', `/new/${i}`, false)),
+    loop('h2', (i) => h2Get(h2, `/h2/${i}`)),
+    loop('h2 new session', async (i) => {
+      const s = await h2Session(port, 'load.test');
+      try {
+        return await h2Get(s, `/h2new/${i}`);
+      } finally {
+        s.close();
+      }
+    }),
+  ];
+
+  await new Promise((r) => setTimeout(r, 700));
+  // Swap 1, through the watcher: the operator renames new files over the old ones.
+  writeFileSync(`${v1.keyPath}.new`, v2.key);
+  writeFileSync(`${v1.certPath}.new`, v2.cert);
+  renameSync(`${v1.keyPath}.new`, v1.keyPath);
+  renameSync(`${v1.certPath}.new`, v1.certPath);
+  const deadline = Date.now() + 5000;
+  while ((await serialFor(port, 'load.test')) !== v2.serial) {
+    assert.ok(Date.now() < deadline, 'the watcher picked up the new certificate');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  await new Promise((r) => setTimeout(r, 700));
+  // Swap 2, as on SIGHUP: files rewritten in place, then reload() at once.
+  files.stop();
+  writeFileSync(v1.keyPath, v3.key);
+  writeFileSync(v1.certPath, v3.cert);
+  assert.deepEqual(await files.reload(), []);
+  assert.equal(await serialFor(port, 'load.test'), v3.serial, 'new handshakes get the reloaded certificate at once');
+  await new Promise((r) => setTimeout(r, 700));
+  running = false;
+  await Promise.all(workers);
+  h2.close();
+
+  assert.deepEqual(failures, [], `${failures.length} of ${requests} requests failed`);
+  assert.ok(requests > 10, `requests ran during the swaps (${requests})`);
+  t.diagnostic(`${requests} requests during two swaps, none failed`);
+  // The connection from before both swaps (made with v1) still works.
+  assert.deepEqual(await exchange(old.socket, '/old'), { status: 200, body: '1.1 /old' });
+  old.socket.destroy();
+  for (const version of ['TLSv1.2', 'TLSv1.3'] as const) {
+    const resumed = await handshake(port, { servername: 'load.test', maxVersion: version, session: sessions[version] });
+    assert.equal(resumed.reused, true, `a ${version} session from before the swaps resumes`);
+    resumed.socket.destroy();
+  }
+});
