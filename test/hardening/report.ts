@@ -140,6 +140,20 @@ export function writeReport(run: RunRecord, path = REPORT_PATH): string {
     }
     out();
   }
+  for (const key of ['nginx-http', 'nginx-proxy'] as const) {
+    const results = run.results[key];
+    if (!results) continue;
+    const unsafe = results.filter((r) => r.verdict.safety.length > 0);
+    const off = results.filter((r) => !r.verdict.statusOk || r.verdict.details.length > 0).length;
+    out(`### ${TARGETS[key].name} (the seed): desync evidence in ${unsafe.length} cases; ${off} answers not as expected (see the tables)`);
+    out();
+    if (unsafe.length > 0) {
+      out('| case | got | evidence |');
+      out('|---|---|---|');
+      for (const r of unsafe) out(`| \`${r.testCase.id}\` ${md(r.testCase.title)} | ${md(outcome(r.seen))} | ${md(r.verdict.safety.join('; '))} |`);
+      out();
+    }
+  }
   const pairs: [TargetKey, TargetKey][] = [
     ['edge-http', 'nginx-http'],
     ['edge-https', 'nginx-proxy'],

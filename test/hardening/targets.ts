@@ -106,7 +106,8 @@ async function startEdgeHttps(stops: (() => Promise<void>)[]): Promise<Target | 
   );
   stops.unshift(() => edge.stop());
   const port = edge.ports.https?.[0];
-  if (!port) throw new Error(`opam-edge started but reported no https listener: ${JSON.stringify(edge.events.slice(-5))}`);
+  // The gateway can land before the https listeners are wired to it: say so, do not guess.
+  if (!port) return { key: 'edge-https', reason: 'not available yet: src/http/gateway.ts exists but opam-edge bound no https listener' };
   return { key: 'edge-https', port, tls: { servername: CORPUS_HOST }, origin, version: `opam-edge on node ${process.version}` };
 }
 
