@@ -11,7 +11,7 @@ import { ChallengeStore } from './acme/challenges.ts';
 import { PeerForwarder } from './acme/peers.ts';
 import { createPlainHandler } from './http/plain.ts';
 import type { ChallengeSource } from './http/plain.ts';
-import { applyLimits, ConnectionTracker, ListenerGroup, onClientError, serverOptions } from './http/listeners.ts';
+import { applyLimits, ConnectionTracker, ListenerGroup, onClientError, onConnectRequest, serverOptions } from './http/listeners.ts';
 
 export const DEFAULT_GRACE_MS = 30_000;
 
@@ -27,6 +27,8 @@ export type EdgeDeps = {
   /** Shared with the ACME issuer (and, with workers, filled from the primary). */
   challenges?: ChallengeStore;
   onChallenge?: (source: ChallengeSource) => void;
+  /** How long each challenge peer may take (default 5 s, SPEC 3.1); tests shorten it. */
+  peerTimeoutMs?: number;
 };
 
 export class Edge {
@@ -41,7 +43,7 @@ export class Edge {
   private constructor(config: Config, deps: EdgeDeps) {
     this.#log = deps.log;
     this.challenges = deps.challenges ?? new ChallengeStore();
-    this.peers = new PeerForwarder(deps.log);
+    this.peers = new PeerForwarder(deps.log, deps.peerTimeoutMs);
     this.peers.setPeers(config.challenges.peers);
     this.#state = { config, accessLog: createAccessLog(config.access_log, config.access_log_format), stopping: false };
 
@@ -56,6 +58,7 @@ export class Edge {
       const server = createServer(serverOptions(this.#state.config.limits), handlePlain);
       applyLimits(server, this.#state.config.limits);
       server.on('clientError', onClientError);
+      server.on('connect', onConnectRequest);
       this.#connections.track(server);
       return server;
     });
