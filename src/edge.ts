@@ -45,7 +45,7 @@ export class Edge {
     this.challenges = deps.challenges ?? new ChallengeStore();
     this.peers = new PeerForwarder(deps.log, deps.peerTimeoutMs);
     this.peers.setPeers(config.challenges.peers);
-    this.#state = { config, accessLog: createAccessLog(config.access_log, config.access_log_format), stopping: false };
+    this.#state = { config, accessLog: createAccessLog(config.access_log, config.access_log_format, deps.log), stopping: false };
 
     const handlePlain = createPlainHandler({
       challenges: this.challenges,
@@ -97,12 +97,17 @@ export class Edge {
    */
   async reload(config: Config): Promise<void> {
     if (this.#state.stopping) return;
-    const closeRemovedHttp = await this.#http.sync(config.listen.http);
     const previous = this.#state;
-    const accessLog =
-      config.access_log === previous.config.access_log && config.access_log_format === previous.config.access_log_format
-        ? previous.accessLog
-        : createAccessLog(config.access_log, config.access_log_format);
+    const sameLog = config.access_log === previous.config.access_log && config.access_log_format === previous.config.access_log_format;
+    // Both steps that can fail come first; a failure leaves the running state untouched.
+    const accessLog = sameLog ? previous.accessLog : createAccessLog(config.access_log, config.access_log_format, this.#log);
+    let closeRemovedHttp: () => Promise<void>;
+    try {
+      closeRemovedHttp = await this.#http.sync(config.listen.http);
+    } catch (err) {
+      if (!sameLog) await accessLog.close();
+      throw err;
+    }
     this.peers.setPeers(config.challenges.peers);
     this.#state = { config, accessLog, stopping: false };
     for (const { server } of this.#http.listeners) applyLimits(server, config.limits);

@@ -35,12 +35,12 @@ export function checkRequest(req: IncomingMessage | Http2ServerRequest): CheckRe
     if (hostFieldCount(req.rawHeaders) > 1) return { error: 'BAD_HOST' };
     hostHeader = headers.host;
   }
+  // Checked for absolute-form targets too (RFC 9112 3.2, as nginx does), although the
+  // target's authority then replaces it (3.2.2).
+  const host = hostWithoutPort(hostHeader);
+  if (host === null) return { error: 'BAD_HOST' };
   const url = req.url ?? '';
-  if (url.charCodeAt(0) === 0x2f /* / */) {
-    const host = hostWithoutPort(hostHeader);
-    if (host === null) return { error: 'BAD_HOST' };
-    return { host, hostHeader: hostHeader!, path: url };
-  }
+  if (url.charCodeAt(0) === 0x2f /* / */) return { host, hostHeader: hostHeader!, path: url };
   return absoluteForm(url);
 }
 
