@@ -32,6 +32,8 @@ export function serverOptions(limits: Limits): ServerOptions {
 
 /** Applies limits that node:http takes as properties rather than options (also on reload). */
 export function applyLimits(server: HttpServer, limits: Limits): void {
+  // Read by node:http for each new connection, so a reload applies to the next ones.
+  (server as HttpServer & { maxHeaderSize: number }).maxHeaderSize = limits.max_header_size;
   server.headersTimeout = limits.header_timeout;
   server.keepAliveTimeout = limits.idle_timeout;
   server.maxHeadersCount = 200;

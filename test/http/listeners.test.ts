@@ -135,3 +135,39 @@ test('stop: idle keep-alive connections close at once, a request in flight finis
   await stopped;
   assert.ok(Date.now() - started < 5000);
 });
+
+test('reload applies new limits to the next connections on listeners that stay', async (t) => {
+  const make = (limits: Record<string, string>) => {
+    const r = validateConfig({ listen: { http: ['127.0.0.1:0'], https: [] }, access_log: 'off', limits, sites: [{ hosts: ['a.test'], upstream: 'http://a' }] }, 'test');
+    assert.ok(r.ok);
+    return r.config;
+  };
+  const edge = await Edge.start(make({ max_header_size: '16k' }), { log: silentLog });
+  t.after(() => edge.stop(500));
+  const port = edge.ports.http[0]!;
+  const big = `GET / HTTP/1.1\r\nHost: a.test\r\nX-A: ${'a'.repeat(6000)}\r\n\r\n`;
+  assert.equal((await rawRequest(port, big, { quietMs: 300 })).status, 301);
+  await edge.reload(make({ max_header_size: '4k', header_timeout: '1s' }));
+  assert.equal(edge.ports.http[0], port);
+  assert.equal((await rawRequest(port, big, { quietMs: 2000 })).status, 431);
+  const slow = await rawRequest(port, 'GET / HTTP/1.1\r\n', { quietMs: 5000 });
+  assert.equal(slow.status, 408);
+  assert.ok(slow.ms < 2500, `${slow.ms} ms`);
+});
+
+test('stop: what is still open when the grace period ends is cut, and the stop says so', async (t) => {
+  const node = await startEdge(t);
+  // A client that sent half a request and went quiet (header_timeout is 60 s by default).
+  const half = connect({ host: '127.0.0.1', port: node.port });
+  half.on('error', () => {});
+  const halfClosed = new Promise<void>((r) => half.once('close', () => r()));
+  await new Promise((r) => half.once('connect', r));
+  half.write('GET / HTTP/1.1\r\nHost: opam.test\r\n');
+  await new Promise((r) => setTimeout(r, 100));
+  const started = Date.now();
+  await node.edge.stop(300);
+  await halfClosed;
+  assert.ok(Date.now() - started < 3000);
+  assert.ok(node.events.some((e) => e.event === 'stop_forced' && e.fields.connections === 1));
+  assert.ok(node.events.some((e) => e.event === 'stopped' && e.fields.drained === false));
+});
