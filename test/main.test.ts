@@ -5,9 +5,9 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startEdgeProcess } from './helpers/edge-process.ts';
+import { startEdgeProcess, tempDir } from './helpers/edge-process.ts';
 import { get } from './helpers/edge-in-process.ts';
 
 const TOKEN = 'mainTestToken_123';
@@ -125,4 +125,28 @@ test('SIGINT stops as SIGTERM does, exit 0', async (t) => {
   edge.signal('SIGINT');
   assert.deepEqual(await edge.exited, { code: 0, signal: null });
   assert.ok(edge.events.some((e) => e.event === 'signal' && e.signal === 'SIGINT'));
+});
+
+test('SIGUSR1 reopens the access log file after a rotation (logrotate)', async (t) => {
+  const dir = tempDir();
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'logs', 'access.log');
+  const running = await startEdgeProcess({ listen: { http: ['127.0.0.1:0'], https: [] }, access_log: path, sites: [site] });
+  t.after(() => running.stop());
+  const port = running.ports.http![0]!;
+  const waitFor = async (file: string, text: string) => {
+    const deadline = Date.now() + 5000;
+    while (!(existsSync(file) && readFileSync(file, 'utf8').includes(text))) {
+      if (Date.now() > deadline) throw new Error(`${text} never reached ${file}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  await get(port, '/before');
+  await waitFor(path, '/before');
+  renameSync(path, `${path}.1`);
+  running.signal('SIGUSR1');
+  await new Promise((r) => setTimeout(r, 200));
+  await get(port, '/after');
+  await waitFor(path, '/after');
+  assert.doesNotMatch(readFileSync(`${path}.1`, 'utf8'), /\/after/);
 });
