@@ -92,9 +92,10 @@ async function answerChallenge(
   deps.onChallenge?.(source);
   if (res.destroyed) return;
   if (answer === null) return sendError(req, res, 'CHALLENGE_NOT_FOUND', startedAt, deps);
-  res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(answer) });
+  const length = Buffer.byteLength(answer);
+  res.writeHead(200, { 'content-type': 'text/plain', 'content-length': length });
   res.end(req.method === 'HEAD' ? undefined : answer);
-  log(req, res, 200, req.method === 'HEAD' ? 0 : answer.length, host, startedAt, deps);
+  log(req, res, 200, req.method === 'HEAD' ? 0 : length, host, startedAt, deps);
 }
 
 /** webroot/.well-known/acme-challenge/TOKEN, as certbot --webroot writes it. */
@@ -126,8 +127,8 @@ function hasBody(contentLength: string | undefined): boolean {
 function sendError(req: IncomingMessage, res: ServerResponse, code: ErrorCode, startedAt: number, deps: PlainDeps): void {
   const { status, message } = ERRORS[code];
   if (code === 'HTTP_09') {
-    res.destroy();
     log(req, res, status, 0, '', startedAt, deps);
+    res.destroy();
     return;
   }
   const body = `${status} ${message}\n`;

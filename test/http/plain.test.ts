@@ -316,6 +316,7 @@ test('access log: one combined line per request, IPv4 clients as plain IPv4, val
   await get(node.port, `${PREFIX}..`);
   await rawRequest(node.port, 'GET /old HTTP/1.0\r\nHost: opam.test\r\n\r\n', { quietMs: 300 });
   await rawRequest(node.port, 'GET / HTTP/1.1\r\n\r\n', { quietMs: 300 });
+  await rawRequest(node.port, 'GET /nine\r\nHost: opam.test\r\n\r\n', { quietMs: 300 });
   const lines = await node.accessLines();
   const time = String.raw`\[\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d \+0000\]`;
   const expected = [
@@ -325,6 +326,8 @@ test('access log: one combined line per request, IPv4 clients as plain IPv4, val
     String.raw`^127\.0\.0\.1 - - ${time} "GET /\.well-known/acme-challenge/\.\. HTTP/1\.1" 404 \d+ "-" "-"$`,
     String.raw`^127\.0\.0\.1 - - ${time} "GET /old HTTP/1\.0" 301 \d+ "-" "-"$`,
     String.raw`^127\.0\.0\.1 - - ${time} "GET / HTTP/1\.1" 400 \d+ "-" "-"$`,
+    // Closed without an answer: logged with nginx's 444.
+    String.raw`^127\.0\.0\.1 - - ${time} "GET /nine HTTP/0\.9" 444 0 "-" "-"$`,
   ];
   assert.equal(lines.length, expected.length, lines.join('\n'));
   lines.forEach((line, i) => assert.match(line, new RegExp(expected[i]!)));
