@@ -151,3 +151,14 @@ test('random bytes: the connection is closed and the process keeps serving other
   }
   assert.equal((await get(node.port, '/still')).status, 301);
 });
+
+test('an idle keep-alive connection is closed once idle_timeout has passed', async (t) => {
+  const node = await startEdge(t, { limits: { idle_timeout: '1s' } });
+  const res = await rawRequest(node.port, 'GET / HTTP/1.1\r\nHost: opam.test\r\n\r\n', { quietMs: 5000 });
+  assert.equal(res.status, 301);
+  assert.match(res.text, /\r\nkeep-alive: timeout=\d+\r\n/i);
+  assert.ok(res.closed);
+  // Node adds keepAliveTimeoutBuffer (1 s) on the server side so that a client never reuses a
+  // connection the server is closing: the close comes between 1 and 2 s.
+  assert.ok(res.ms >= 900 && res.ms < 3500, `closed after ${res.ms} ms`);
+});
