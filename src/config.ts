@@ -10,7 +10,7 @@ import * as z from 'zod';
 import { isHostName, isSiteHostPattern, parseDuration, parseListen, parseSize } from './units.ts';
 import type { ListenAddress } from './units.ts';
 
-const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
+const duration = z.union([z.string(), z.number()], { error: 'expected a duration such as "15s", "2m" or "30d"' }).transform((value, ctx) => {
   const ms = parseDuration(value);
   if (ms === null) {
     ctx.issues.push({ code: 'custom', input: value, message: `invalid duration "${value}" (expected e.g. 15s, 2m, 30d)` });
@@ -21,7 +21,7 @@ const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
 
 const positiveDuration = duration.refine((ms) => ms > 0, 'must be greater than zero');
 
-const size = z.union([z.string(), z.number()]).transform((value, ctx) => {
+const size = z.union([z.string(), z.number()], { error: 'expected a size such as "8k" or "1m"' }).transform((value, ctx) => {
   const bytes = parseSize(value);
   if (bytes === null) {
     ctx.issues.push({ code: 'custom', input: value, message: `invalid size "${value}" (expected e.g. 8k, 1m)` });
@@ -30,7 +30,7 @@ const size = z.union([z.string(), z.number()]).transform((value, ctx) => {
   return bytes;
 });
 
-const listen = z.union([z.string(), z.number()]).transform((value, ctx): ListenAddress => {
+const listen = z.union([z.string(), z.number()], { error: 'expected an address such as "[::]:80" or "127.0.0.1:80"' }).transform((value, ctx): ListenAddress => {
   const parsed = parseListen(value);
   if ('error' in parsed) {
     ctx.issues.push({ code: 'custom', input: value, message: parsed.error });
@@ -223,8 +223,8 @@ export function parseConfig(text: string, source: string): ConfigResult {
     return {
       ok: false,
       errors: doc.errors.map((e) => {
-        const at = e.linePos?.[0];
-        return `${source}${at ? `:${at.line}:${at.col}` : ''}: YAML ${e.message.split('\n')[0]}`;
+        const at = lines.linePos(e.pos[0]);
+        return `${source}:${at.line}:${at.col}: YAML ${e.message.split('\n')[0]}`;
       }),
     };
   }
@@ -257,29 +257,45 @@ export function validateConfig(
         errors.push(`${formatPath(issue.path)}${lineOf(issue.path)}: ${issue.message}`);
       }
     }
-    return { ok: false, errors };
   }
-  const config = result.data;
-  crossCheck(config, errors, lineOf);
+  // On the raw input, so that a host in two sites is reported even when other keys are
+  // wrong too: the operator gets every problem in one run.
+  checkHostOwnership(raw, errors, lineOf);
+  if (!result.success) return { ok: false, errors };
+  crossCheck(result.data, errors, lineOf);
   if (errors.length > 0) return { ok: false, errors };
+  const config = result.data;
   return { ok: true, config: deepFreeze({ ...config, source }) as Config };
 }
 
-/** Rules that span several keys. */
-function crossCheck(config: z.output<typeof schema>, errors: string[], lineOf: (p: readonly PropertyKey[]) => string): void {
+/**
+ * A host may belong to one site only. Works on the raw input (strings only, lower-cased as
+ * the schema does), so it runs whether or not the rest of the file validates.
+ */
+function checkHostOwnership(raw: unknown, errors: string[], lineOf: (p: readonly PropertyKey[]) => string): void {
+  const sites = (raw as { sites?: unknown } | null)?.sites;
+  if (!Array.isArray(sites)) return;
   const owner = new Map<string, number>();
-  config.sites.forEach((site, i) => {
-    site.hosts.forEach((host, j) => {
+  sites.forEach((site: unknown, i) => {
+    const hosts = (site as { hosts?: unknown } | null)?.hosts;
+    if (!Array.isArray(hosts)) return;
+    hosts.forEach((value: unknown, j) => {
+      if (typeof value !== 'string') return;
+      const host = value.toLowerCase();
       const previous = owner.get(host);
-      if (previous !== undefined && previous !== i) {
-        errors.push(`sites[${i}].hosts[${j}]${lineOf(['sites', i, 'hosts', j])}: "${host}" is already a host of sites[${previous}]`);
-      } else if (previous === i) {
-        errors.push(`sites[${i}].hosts[${j}]${lineOf(['sites', i, 'hosts', j])}: "${host}" is listed twice`);
-      }
-      owner.set(host, i);
+      const path = ['sites', i, 'hosts', j];
+      if (previous === i) errors.push(`${formatPath(path)}${lineOf(path)}: "${host}" is listed twice`);
+      else if (previous !== undefined) errors.push(`${formatPath(path)}${lineOf(path)}: "${host}" is already a host of sites[${previous}]`);
+      else owner.set(host, i);
     });
   });
-  const seen = new Map<string, string>();
+}
+
+/** Rules that span several keys (run on a config that passed the schema). */
+function crossCheck(config: z.output<typeof schema>, errors: string[], lineOf: (p: readonly PropertyKey[]) => string): void {
+  // A wildcard address ("::" is dual-stack, "0.0.0.0") takes its port on every address: it
+  // collides with any other listener on that port, as bind() would tell at start-up.
+  const bound: { host: string; port: number; path: string }[] = [];
   const addresses: [string, ListenAddress[]][] = [
     ['listen.http', config.listen.http],
     ['listen.https', config.listen.https],
@@ -288,11 +304,12 @@ function crossCheck(config: z.output<typeof schema>, errors: string[], lineOf: (
   for (const [key, list] of addresses) {
     list.forEach((address, i) => {
       if (address.port === 0) return;
-      const id = `${address.host}|${address.port}`;
       const path = key === 'admin' ? key : `${key}[${i}]`;
-      const other = seen.get(id);
-      if (other) errors.push(`${path}: "${address.text}" is also bound by ${other}`);
-      else seen.set(id, path);
+      const wild = (h: string) => h === '::' || h === '0.0.0.0';
+      const other = bound.find((b) => b.port === address.port && (b.host === address.host || wild(b.host) || wild(address.host)));
+      const at = lineOf(key === 'admin' ? ['admin'] : [...key.split('.'), i]);
+      if (other) errors.push(`${path}${at}: "${address.text}" overlaps ${other.path}, bound on the same port`);
+      else bound.push({ host: address.host, port: address.port, path });
     });
   }
   if (config.acme) {

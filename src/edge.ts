@@ -13,7 +13,7 @@ import { ChallengeStore } from './acme/challenges.ts';
 import { PeerForwarder } from './acme/peers.ts';
 import { createPlainHandler } from './http/plain.ts';
 import type { ChallengeSource } from './http/plain.ts';
-import { applyLimits, ConnectionTracker, ListenerGroup, onClientError, serverOptions } from './http/listeners.ts';
+import { applyLimits, ConnectionTracker, ListenerGroup, onClientError, onConnectRequest, serverOptions } from './http/listeners.ts';
 import { applySecureLimits, closeIdleConnections, createSecureListener, Http2Sessions } from './http/secure.ts';
 import type { SecureRequest, SecureResponse } from './http/secure.ts';
 import { CertStore } from './tls/cert-store.ts';
@@ -41,6 +41,8 @@ export type EdgeDeps = {
   ticketKeys?: Buffer;
   /** How often certificate files are polled for changes (ms); tests make it short. */
   certWatchIntervalMs?: number;
+  /** How long each challenge peer may take (default 5 s, SPEC 3.1); tests shorten it. */
+  peerTimeoutMs?: number;
 };
 
 export class Edge {
@@ -61,9 +63,9 @@ export class Edge {
   private constructor(config: Config, deps: EdgeDeps) {
     this.#log = deps.log;
     this.challenges = deps.challenges ?? new ChallengeStore();
-    this.peers = new PeerForwarder(deps.log);
+    this.peers = new PeerForwarder(deps.log, deps.peerTimeoutMs);
     this.peers.setPeers(config.challenges.peers);
-    this.#state = { config, accessLog: createAccessLog(config.access_log, config.access_log_format), stopping: false };
+    this.#state = { config, accessLog: createAccessLog(config.access_log, config.access_log_format, deps.log), stopping: false };
 
     const handlePlain = createPlainHandler({
       challenges: this.challenges,
@@ -76,6 +78,7 @@ export class Edge {
       const server = createServer(serverOptions(this.#state.config.limits), handlePlain);
       applyLimits(server, this.#state.config.limits);
       server.on('clientError', onClientError);
+      server.on('connect', onConnectRequest);
       this.#connections.track(server);
       return server;
     });
@@ -147,19 +150,24 @@ export class Edge {
   async reload(config: Config): Promise<void> {
     if (this.#state.stopping) return;
     const previous = this.#state;
-    const closeRemovedHttp = await this.#http.sync(config.listen.http);
+    const sameLog = config.access_log === previous.config.access_log && config.access_log_format === previous.config.access_log_format;
+    // Every step that can fail comes first; a failure leaves the running state untouched.
+    const accessLog = sameLog ? previous.accessLog : createAccessLog(config.access_log, config.access_log_format, this.#log);
+    let closeRemovedHttp: () => Promise<void>;
     let closeRemovedHttps: () => Promise<void>;
     try {
-      closeRemovedHttps = await this.#https.sync(config.listen.https);
+      closeRemovedHttp = await this.#http.sync(config.listen.http);
+      try {
+        closeRemovedHttps = await this.#https.sync(config.listen.https);
+      } catch (err) {
+        // Unbind the http addresses this reload added: the running config stays whole.
+        await (await this.#http.sync(previous.config.listen.http))();
+        throw err;
+      }
     } catch (err) {
-      // Unbind the http addresses this reload added: the running config stays whole.
-      await (await this.#http.sync(previous.config.listen.http))();
+      if (!sameLog) await accessLog.close();
       throw err;
     }
-    const accessLog =
-      config.access_log === previous.config.access_log && config.access_log_format === previous.config.access_log_format
-        ? previous.accessLog
-        : createAccessLog(config.access_log, config.access_log_format);
     this.peers.setPeers(config.challenges.peers);
     if (config.tls.http2 !== previous.config.tls.http2 && this.#https.listeners.length > 0) {
       this.#log.warn('reload_partial', { key: 'tls.http2', message: 'applies to https addresses bound from now on; restart to change the bound ones' });

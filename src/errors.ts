@@ -7,12 +7,17 @@ export const ERRORS = {
   BAD_REQUEST: { status: 400, message: 'Bad Request' },
   BAD_HOST: { status: 400, message: 'Bad Request: missing, repeated or invalid Host' },
   BAD_FRAMING: { status: 400, message: 'Bad Request: ambiguous message framing' },
+  METHOD_NOT_ALLOWED: { status: 405, message: 'Method Not Allowed' },
   REQUEST_TIMEOUT: { status: 408, message: 'Request Timeout' },
   BODY_TOO_LARGE: { status: 413, message: 'Payload Too Large' },
   URI_TOO_LONG: { status: 414, message: 'URI Too Long' },
   UNKNOWN_HOST: { status: 421, message: 'Misdirected Request: no site for this host' },
   HEADERS_TOO_LARGE: { status: 431, message: 'Request Header Fields Too Large' },
   UNSUPPORTED_TRANSFER_ENCODING: { status: 501, message: 'Not Implemented: unsupported Transfer-Encoding' },
+  HTTP_VERSION_NOT_SUPPORTED: { status: 505, message: 'HTTP Version Not Supported' },
+  // HTTP/0.9 has no status line to answer with: the connection is closed. 444 is what
+  // nginx logs for "closed without an answer"; it is never sent.
+  HTTP_09: { status: 444, message: 'HTTP/0.9 request: closed without an answer' },
   CHALLENGE_NOT_FOUND: { status: 404, message: 'Not Found' },
 
   // Gateway side: the upstream is at fault. A gateway answers 502/503/504, never 500.

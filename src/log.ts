@@ -4,6 +4,8 @@
 // never waits on a write; disabled, it costs one boolean check.
 
 import { pino } from 'pino';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { Writable } from 'node:stream';
 
 export type Fields = Record<string, unknown>;
@@ -64,14 +66,26 @@ export type AccessLog = {
 
 const FLUSH_EVERY_MS = 1000;
 
-export function createAccessLog(target: string, format: 'combined' | 'json'): AccessLog {
+/**
+ * A file target is opened once synchronously first, so that a path that cannot be written
+ * is a start-up (or reload) error rather than a crash later; write errors after that are
+ * events, and the requests go on.
+ */
+export function createAccessLog(target: string, format: 'combined' | 'json', log: EventLog = silentLog): AccessLog {
   if (target === 'off') {
     return { enabled: false, write() {}, reopen() {}, flush() {}, async close() {} };
+  }
+  if (target !== 'stdout') {
+    mkdirSync(dirname(target), { recursive: true });
+    closeSync(openSync(target, 'a'));
   }
   const dest =
     target === 'stdout'
       ? pino.destination({ dest: 1, minLength: 8192, sync: false })
-      : pino.destination({ dest: target, minLength: 8192, sync: false, mkdir: true, append: true });
+      : pino.destination({ dest: target, minLength: 8192, sync: false, append: true });
+  dest.on('error', (err: Error) => log.error('access_log_failed', { target, error: err.message }));
+  // sonic-boom writes to the old descriptor until a (re)open is done: close waits for it.
+  let opened: Promise<void> = target === 'stdout' ? Promise.resolve() : readyOf(dest);
   const timer = setInterval(() => flush(), FLUSH_EVERY_MS);
   timer.unref();
   const render = format === 'json' ? renderJson : renderCombined;
@@ -88,22 +102,39 @@ export function createAccessLog(target: string, format: 'combined' | 'json'): Ac
       if (!closed) dest.write(render(record));
     },
     reopen() {
-      if (target !== 'stdout') dest.reopen();
+      if (target === 'stdout' || closed) return;
+      opened = readyOf(dest);
+      dest.reopen();
     },
     flush,
-    close() {
+    async close() {
+      if (closed) return;
       closed = true;
       clearInterval(timer);
-      return new Promise((resolve) => {
-        try {
-          dest.flushSync();
-        } catch {}
-        if (target === 'stdout') return resolve();
+      await opened;
+      try {
+        dest.flushSync();
+      } catch {}
+      if (target === 'stdout') return;
+      await new Promise<void>((resolve) => {
         dest.once('close', () => resolve());
         dest.end();
       });
     },
   };
+}
+
+/** Resolves once a sonic-boom destination has its file open (or failed to: logged). */
+function readyOf(dest: NodeJS.EventEmitter): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      dest.off('ready', done);
+      dest.off('error', done);
+      resolve();
+    };
+    dest.on('ready', done);
+    dest.on('error', done);
+  });
 }
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];

@@ -22,8 +22,58 @@ export function defaultConfigPath(): string | null {
 /** Runs until SIGTERM/SIGINT. Resolves with the process exit code. */
 export async function run(configPath: string | null): Promise<number> {
   const log = createEventLog();
-  let config: Config;
+  // Handlers go in first: a signal that arrives while starting must not find the default
+  // action (which kills the process). A stop asked for then happens once started.
+  let edge: Edge | null = null;
   let stopDemo: (() => Promise<void>) | null = null;
+  let stopRequested = false;
+  let resolveExit!: (code: number) => void;
+  const exited = new Promise<number>((resolve) => (resolveExit = resolve));
+  let reloading: Promise<void> = Promise.resolve();
+  const stop = (running: Edge) => {
+    running
+      .stop(DEFAULT_GRACE_MS)
+      .then(() => stopDemo?.())
+      .then(
+        () => resolveExit(0),
+        (err) => {
+          log.error('stop_failed', { error: String(err) });
+          resolveExit(1);
+        },
+      );
+  };
+  const onHup = () => {
+    if (edge === null || stopRequested) {
+      log.warn('reload_refused', { reason: edge === null ? 'still starting' : 'stopping' });
+    } else if (configPath === null) {
+      log.warn('reload_refused', { reason: 'the demo has no config file to reload' });
+    } else {
+      const running = edge;
+      reloading = reloading.then(() => reload(running, configPath, log));
+    }
+  };
+  const onUsr1 = () => edge?.reopenLogs();
+  const onStop = (signal: NodeJS.Signals) => {
+    if (stopRequested) {
+      log.warn('stop_immediate', { signal });
+      process.exit(0);
+    }
+    stopRequested = true;
+    log.info('signal', { signal });
+    if (edge !== null) stop(edge);
+  };
+  process.on('SIGHUP', onHup);
+  process.on('SIGUSR1', onUsr1);
+  process.on('SIGTERM', onStop);
+  process.on('SIGINT', onStop);
+  const removeHandlers = () => {
+    process.off('SIGHUP', onHup);
+    process.off('SIGUSR1', onUsr1);
+    process.off('SIGTERM', onStop);
+    process.off('SIGINT', onStop);
+  };
+
+  let config: Config;
   if (configPath === null) {
     const demo = await startDemo(log);
     config = demo.config;
@@ -32,55 +82,25 @@ export async function run(configPath: string | null): Promise<number> {
     const loaded = await loadConfigFile(configPath);
     if (!loaded.ok) {
       process.stderr.write(`opam-edge: the configuration ${configPath} is invalid:\n${loaded.errors.map((e) => `  ${e}\n`).join('')}`);
+      removeHandlers();
       return 1;
     }
     config = loaded.config;
   }
 
-  let edge: Edge;
   try {
     edge = await Edge.start(config, { log });
   } catch (err) {
     process.stderr.write(`opam-edge: start-up failed: ${(err as Error).message}\n`);
     await stopDemo?.();
+    removeHandlers();
     return 1;
   }
   if (configPath === null) printDemoBanner(edge, log);
-
-  return new Promise<number>((resolveExit) => {
-    let reloading: Promise<void> = Promise.resolve();
-    const onHup = () => {
-      if (configPath === null) {
-        log.warn('reload_refused', { reason: 'the demo has no config file to reload' });
-        return;
-      }
-      reloading = reloading.then(() => reload(edge, configPath, log));
-    };
-    const onUsr1 = () => edge.reopenLogs();
-    let stopping = false;
-    const onStop = (signal: NodeJS.Signals) => {
-      if (stopping) {
-        log.warn('stop_immediate', { signal });
-        process.exit(0);
-      }
-      stopping = true;
-      log.info('signal', { signal });
-      edge
-        .stop(DEFAULT_GRACE_MS)
-        .then(() => stopDemo?.())
-        .then(
-          () => resolveExit(0),
-          (err) => {
-            log.error('stop_failed', { error: String(err) });
-            resolveExit(1);
-          },
-        );
-    };
-    process.on('SIGHUP', onHup);
-    process.on('SIGUSR1', onUsr1);
-    process.on('SIGTERM', onStop);
-    process.on('SIGINT', onStop);
-  });
+  if (stopRequested) stop(edge);
+  const code = await exited;
+  removeHandlers();
+  return code;
 }
 
 async function reload(edge: Edge, configPath: string, log: EventLog): Promise<void> {

@@ -1,6 +1,8 @@
 // Parsers for the config file's value syntaxes: durations, sizes, listen addresses.
 // Each returns null for input it does not accept, so config.ts can name the key.
 
+import { isIP } from 'node:net';
+
 const DURATION_UNITS: Record<string, number> = {
   ms: 1,
   s: 1000,
@@ -58,6 +60,7 @@ export function parseListen(value: string | number): ListenAddress | { error: st
   if (bracketed) {
     host = bracketed[1]!;
     portText = bracketed[2]!;
+    if (isIP(host) !== 6) return { error: `invalid IPv6 address "${host}"` };
   } else if (/^\d+$/.test(text)) {
     host = '::';
     portText = text;
@@ -69,6 +72,8 @@ export function parseListen(value: string | number): ListenAddress | { error: st
     host = text.slice(0, colon);
     portText = text.slice(colon + 1);
     if (!/^[A-Za-z0-9.-]+$/.test(host)) return { error: `invalid address "${host}"` };
+    // All digits and dots is meant as IPv4: "999.1.1.1" must not go to the resolver.
+    if (/^[\d.]+$/.test(host) && isIP(host) !== 4) return { error: `invalid IPv4 address "${host}"` };
   }
   if (!/^\d{1,5}$/.test(portText)) return { error: `invalid port "${portText}"` };
   const port = Number(portText);
@@ -85,7 +90,7 @@ export function isSiteHostPattern(value: string): boolean {
 /** A DNS name (letters, digits, hyphen, underscore; dot-separated labels) or an IP literal. */
 export function isHostName(value: string): boolean {
   if (value.length === 0 || value.length > 253) return false;
-  if (/^\[[0-9a-fA-F:.]+\]$/.test(value)) return true;
+  if (value.startsWith('[')) return value.endsWith(']') && isIP(value.slice(1, -1)) === 6;
   return value
     .split('.')
     .every((label) => /^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/.test(label));

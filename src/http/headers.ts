@@ -2,6 +2,7 @@
 // allocation beyond the returned value, no regex or URL construction per request.
 
 import { randomBytes } from 'node:crypto';
+import { isIPv6 } from 'node:net';
 
 const CHAR = {
   dot: 0x2e,
@@ -44,12 +45,7 @@ export function hostWithoutPort(value: string | undefined): string | null {
   let end: number;
   if (value.charCodeAt(0) === CHAR.openBracket) {
     const close = value.indexOf(']');
-    if (close < 3) return null;
-    for (let i = 1; i < close; i++) {
-      const c = value.charCodeAt(i);
-      const hex = (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46);
-      if (!hex && c !== CHAR.colon && c !== CHAR.dot) return null;
-    }
+    if (close < 3 || !isIPv6(value.slice(1, close))) return null;
     end = close + 1;
     if (end < length && (value.charCodeAt(end) !== CHAR.colon || !isDigits(value, end + 1, length))) return null;
   } else {

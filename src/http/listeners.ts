@@ -3,7 +3,7 @@
 // and a drain that stops accepting, lets in-flight requests finish, then closes the rest.
 
 import type { Server as NetServer, Socket } from 'node:net';
-import type { Server as HttpServer, ServerOptions } from 'node:http';
+import type { IncomingMessage, Server as HttpServer, ServerOptions, ServerResponse } from 'node:http';
 import type { ListenAddress } from '../units.ts';
 import type { Limits } from '../config.ts';
 import type { EventLog } from '../log.ts';
@@ -32,6 +32,8 @@ export function serverOptions(limits: Limits): ServerOptions {
 
 /** Applies limits that node:http takes as properties rather than options (also on reload). */
 export function applyLimits(server: HttpServer, limits: Limits): void {
+  // Read by node:http for each new connection, so a reload applies to the next ones.
+  (server as HttpServer & { maxHeaderSize: number }).maxHeaderSize = limits.max_header_size;
   server.headersTimeout = limits.header_timeout;
   server.keepAliveTimeout = limits.idle_timeout;
   server.maxHeadersCount = 200;
@@ -39,36 +41,61 @@ export function applyLimits(server: HttpServer, limits: Limits): void {
   server.timeout = limits.idle_timeout;
 }
 
-const CLIENT_ERROR_CODES: Record<string, ErrorCode> = {
-  HPE_HEADER_OVERFLOW: 'HEADERS_TOO_LARGE',
-  ERR_HTTP_REQUEST_TIMEOUT: 'REQUEST_TIMEOUT',
-  HPE_INVALID_TRANSFER_ENCODING: 'UNSUPPORTED_TRANSFER_ENCODING',
-  HPE_UNEXPECTED_CONTENT_LENGTH: 'BAD_FRAMING',
-  HPE_INVALID_CONTENT_LENGTH: 'BAD_FRAMING',
-  HPE_INVALID_CHUNK_SIZE: 'BAD_FRAMING',
-};
+/** llhttp's error (and, where one code covers several cases, its reason) -> catalogue code. */
+export function clientErrorCode(err: { code?: string; reason?: string }): ErrorCode {
+  switch (err.code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return 'HEADERS_TOO_LARGE';
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return 'REQUEST_TIMEOUT';
+    case 'HPE_INVALID_TRANSFER_ENCODING':
+      // llhttp raises this one for Content-Length next to Transfer-Encoding too: that is a
+      // framing conflict (400), not an unsupported coding (501).
+      return err.reason?.includes('Content-Length') ? 'BAD_FRAMING' : 'UNSUPPORTED_TRANSFER_ENCODING';
+    case 'HPE_UNEXPECTED_CONTENT_LENGTH':
+    case 'HPE_INVALID_CONTENT_LENGTH':
+    case 'HPE_INVALID_CHUNK_SIZE':
+      return 'BAD_FRAMING';
+    case 'HPE_INVALID_VERSION':
+      // "HTTP/1.2", "HTTP/3.0": a version; "HTTP/1.1 x", a bare LF after it: a bad line.
+      return err.reason === 'Invalid HTTP version' ? 'HTTP_VERSION_NOT_SUPPORTED' : 'BAD_REQUEST';
+    default:
+      return 'BAD_REQUEST';
+  }
+}
+
+type ServerSocket = Socket & { _httpMessage?: ServerResponse | null };
 
 /**
- * node:http's parser refused the bytes. Answer with a status where one makes sense, then
- * close: after a framing error the rest of the stream cannot be trusted.
+ * node:http's parser refused the bytes (or the headers did not come in time). Answer with
+ * a status where one makes sense, then close: after a framing error the rest of the
+ * stream cannot be trusted. A response already under way is never corrupted: one not
+ * started yet is let finish and the connection closed after it; one half sent is cut.
  */
-export function onClientError(err: Error & { code?: string; bytesParsed?: number }, socket: Socket): void {
-  const busy = (socket as Socket & { _httpMessage?: unknown })._httpMessage;
-  if (err.code === 'ECONNRESET' || !socket.writable || busy) {
+export function onClientError(err: Error & { code?: string; reason?: string }, socket: Socket): void {
+  const inFlight = (socket as ServerSocket)._httpMessage;
+  if (err.code === 'ECONNRESET' || !socket.writable) {
     socket.destroy();
-    return;
+  } else if (inFlight) {
+    if (!inFlight.headersSent) inFlight.shouldKeepAlive = false;
+    else if (inFlight.writableEnded) socket.destroySoon();
+    else socket.destroy();
+  } else {
+    answerAndClose(socket, clientErrorCode(err));
   }
-  // An HTTP/0.9 request line has no version: there is no status line it would understand.
-  if (err.code === 'HPE_INVALID_VERSION' || err.code === 'HPE_INVALID_CONSTANT' && (err.bytesParsed ?? 0) === 0) {
-    socket.destroy();
-    return;
-  }
-  const code = CLIENT_ERROR_CODES[err.code ?? ''] ?? 'BAD_REQUEST';
+}
+
+/** CONNECT is for forward proxies; opam-edge is not one (nginx answers 405 too). */
+export function onConnectRequest(_req: IncomingMessage, socket: Socket): void {
+  answerAndClose(socket, 'METHOD_NOT_ALLOWED');
+}
+
+/** Writes a short error response on a raw socket and closes it once sent. */
+export function answerAndClose(socket: Socket, code: ErrorCode): void {
   const { status, message } = ERRORS[code];
   const body = `${status} ${message}\n`;
-  socket.end(
-    `HTTP/1.1 ${status} ${message.split(':')[0]}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
-  );
+  const reason = message.split(':')[0];
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
   socket.destroySoon();
 }
 

@@ -5,6 +5,7 @@
 //   location /                               { return 301 https://$host$request_uri; }
 // Here the lookup order is: this node's own tokens, the webroot, then each peer.
 
+import { constants as fsConstants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -37,7 +38,11 @@ export type PlainDeps = {
 export function createPlainHandler(deps: PlainDeps) {
   return function handlePlain(req: IncomingMessage, res: ServerResponse): void {
     const startedAt = Date.now();
-    if (deps.settings().stopping) res.shouldKeepAlive = false;
+    // Port 80 never reads a request body: a request that has one is answered and the
+    // connection closed, so that its body is never parsed as the next request.
+    if (deps.settings().stopping || req.headers['transfer-encoding'] !== undefined || hasBody(req.headers['content-length'])) {
+      res.shouldKeepAlive = false;
+    }
     const target = checkRequest(req);
     if ('error' in target) return sendError(req, res, target.error, startedAt, deps);
     const method = req.method;
@@ -87,9 +92,10 @@ async function answerChallenge(
   deps.onChallenge?.(source);
   if (res.destroyed) return;
   if (answer === null) return sendError(req, res, 'CHALLENGE_NOT_FOUND', startedAt, deps);
-  res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(answer) });
+  const length = Buffer.byteLength(answer);
+  res.writeHead(200, { 'content-type': 'text/plain', 'content-length': length });
   res.end(req.method === 'HEAD' ? undefined : answer);
-  log(req, res, 200, req.method === 'HEAD' ? 0 : answer.length, host, startedAt, deps);
+  log(req, res, 200, req.method === 'HEAD' ? 0 : length, host, startedAt, deps);
 }
 
 /** webroot/.well-known/acme-challenge/TOKEN, as certbot --webroot writes it. */
@@ -97,7 +103,8 @@ async function readWebroot(webroot: string | null, token: string): Promise<strin
   if (webroot === null) return null;
   let file;
   try {
-    file = await open(join(webroot, '.well-known', 'acme-challenge', token), 'r');
+    // Non-blocking: a FIFO under that name must not hold a thread of the pool forever.
+    file = await open(join(webroot, '.well-known', 'acme-challenge', token), fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
   } catch {
     return null;
   }
@@ -113,8 +120,17 @@ async function readWebroot(webroot: string | null, token: string): Promise<strin
   }
 }
 
+function hasBody(contentLength: string | undefined): boolean {
+  return contentLength !== undefined && contentLength !== '0';
+}
+
 function sendError(req: IncomingMessage, res: ServerResponse, code: ErrorCode, startedAt: number, deps: PlainDeps): void {
   const { status, message } = ERRORS[code];
+  if (code === 'HTTP_09') {
+    log(req, res, status, 0, '', startedAt, deps);
+    res.destroy();
+    return;
+  }
   const body = `${status} ${message}\n`;
   // After a framing or Host error the connection's next bytes cannot be trusted.
   if (status !== 404) res.shouldKeepAlive = false;

@@ -21,9 +21,11 @@ export type CheckResult = Target | { error: ErrorCode };
 export function checkRequest(req: IncomingMessage | Http2ServerRequest): CheckResult {
   const headers = req.headers;
   let hostHeader: string | undefined;
-  if (req.httpVersionMajor === 2) {
+  if ((req as Http2ServerRequest).stream !== undefined) {
     hostHeader = (headers[':authority'] as string | undefined) ?? headers.host;
   } else {
+    // llhttp accepts "GET /p" (HTTP/0.9) and "HTTP/2.0" in an HTTP/1 request line.
+    if (req.httpVersionMajor !== 1) return { error: req.httpVersionMajor === 0 ? 'HTTP_09' : 'HTTP_VERSION_NOT_SUPPORTED' };
     const te = headers['transfer-encoding'];
     if (te !== undefined) {
       // HTTP/1.0 has no chunked coding: a body framed by it is a smuggling attempt.
@@ -33,12 +35,12 @@ export function checkRequest(req: IncomingMessage | Http2ServerRequest): CheckRe
     if (hostFieldCount(req.rawHeaders) > 1) return { error: 'BAD_HOST' };
     hostHeader = headers.host;
   }
+  // Checked for absolute-form targets too (RFC 9112 3.2, as nginx does), although the
+  // target's authority then replaces it (3.2.2).
+  const host = hostWithoutPort(hostHeader);
+  if (host === null) return { error: 'BAD_HOST' };
   const url = req.url ?? '';
-  if (url.charCodeAt(0) === 0x2f /* / */) {
-    const host = hostWithoutPort(hostHeader);
-    if (host === null) return { error: 'BAD_HOST' };
-    return { host, hostHeader: hostHeader!, path: url };
-  }
+  if (url.charCodeAt(0) === 0x2f /* / */) return { host, hostHeader: hostHeader!, path: url };
   return absoluteForm(url);
 }
 

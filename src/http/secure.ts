@@ -16,7 +16,7 @@ import type { EventLog } from '../log.ts';
 import type { CertStore } from '../tls/cert-store.ts';
 import { alpnProtocols } from '../tls/options.ts';
 import { routeHandshakes } from '../tls/handshake.ts';
-import { applyLimits, onClientError, serverOptions } from './listeners.ts';
+import { applyLimits, onClientError, onConnectRequest, serverOptions } from './listeners.ts';
 import type { ConnectionTracker } from './listeners.ts';
 
 export type SecureRequest = IncomingMessage | Http2ServerRequest;
@@ -87,6 +87,7 @@ export function createSecureListener(deps: SecureServerDeps): TlsServer {
   server.on('upgrade', deps.onUpgrade);
   // HTTP/1.1 parse errors (either server kind) get their 400/431/501 answer.
   server.on('clientError', onClientError);
+  server.on('connect', onConnectRequest);
   // Both server kinds forward handshake failures to 'clientError', which would write an
   // HTTP answer into a connection that has no TLS session: count and drop them instead.
   server.removeAllListeners('tlsClientError');

@@ -1,0 +1,133 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from '../src/cli.ts';
+import { CLI, tempDir } from './helpers/edge-process.ts';
+
+type Run = { code: number | null; stdout: string; stderr: string };
+
+function runCli(args: string[], env: Record<string, string> = {}, cwd?: string): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      env: { ...process.env, OPAM_EDGE_CONFIG: '', ...env },
+      cwd,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+const good = `listen: {http: ["127.0.0.1:0"], https: []}\nsites:\n  - hosts: [opam.test]\n    upstream: http://127.0.0.1:9\n`;
+const bad = `listen: {http: ["[::]:99999"]}\nlimits: {header_timeout: soon}\nbogus: 1\nsites:\n  - hosts: [a.test]\n    upstream: http://a\n  - hosts: [A.test]\n    upstream: http://b\n`;
+
+test('argument parsing', () => {
+  assert.deepEqual(parseArgs([]), { kind: 'run', config: null });
+  assert.deepEqual(parseArgs(['--config', 'a.yaml']), { kind: 'run', config: 'a.yaml' });
+  assert.deepEqual(parseArgs(['-c', 'a.yaml']), { kind: 'run', config: 'a.yaml' });
+  assert.deepEqual(parseArgs(['--config=a.yaml']), { kind: 'run', config: 'a.yaml' });
+  assert.deepEqual(parseArgs(['check', '--config', 'a.yaml']), { kind: 'check', config: 'a.yaml' });
+  assert.deepEqual(parseArgs(['check']), { kind: 'check', config: null });
+  assert.deepEqual(parseArgs(['--version']), { kind: 'version' });
+  assert.deepEqual(parseArgs(['--help']), { kind: 'help' });
+  assert.equal(parseArgs(['--config']).kind, 'usage');
+  assert.equal(parseArgs(['--config=']).kind, 'usage');
+  assert.equal(parseArgs(['--bogus']).kind, 'usage');
+  assert.equal(parseArgs(['check', 'extra']).kind, 'usage');
+});
+
+test('--version and --help exit 0', async () => {
+  const version = await runCli(['--version']);
+  assert.equal(version.code, 0);
+  assert.equal(version.stdout, `opam-edge ${pkg.version}\n`);
+  const help = await runCli(['--help']);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /^Usage:/);
+  assert.match(help.stdout, /opam-edge check \[--config FILE\]/);
+});
+
+test('bad usage exits 2 with the usage on stderr', async () => {
+  for (const args of [['--bogus'], ['--config'], ['check', '--nope'], ['serve']]) {
+    const result = await runCli(args);
+    assert.equal(result.code, 2, args.join(' '));
+    assert.equal(result.stdout, '');
+    assert.match(result.stderr, /^opam-edge: .*\nUsage:/, args.join(' '));
+  }
+});
+
+test('check: exit 0 "ok" for a valid config, without binding anything', async (t) => {
+  const dir = tempDir();
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'good.yaml'), good);
+  const result = await runCli(['check', '--config', join(dir, 'good.yaml')]);
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(result.stdout, 'ok\n');
+  // The config path can also come from $OPAM_EDGE_CONFIG, then ./opam-edge.yaml.
+  assert.equal((await runCli(['check'], { OPAM_EDGE_CONFIG: join(dir, 'good.yaml') })).stdout, 'ok\n');
+  writeFileSync(join(dir, 'opam-edge.yaml'), good);
+  assert.equal((await runCli(['check'], {}, dir)).stdout, 'ok\n');
+});
+
+test('check: exit 1 listing every problem as "path (line): message"', async (t) => {
+  const dir = tempDir();
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'bad.yaml'), bad);
+  const result = await runCli(['check', '--config', join(dir, 'bad.yaml')]);
+  assert.equal(result.code, 1);
+  const lines = result.stdout.trimEnd().split('\n');
+  assert.equal(lines[0], `${join(dir, 'bad.yaml')}: 4 problems`);
+  assert.deepEqual(lines.slice(1).map((l) => l.trim().split(':')[0]).sort(), [
+    'bogus (line 3)',
+    'limits.header_timeout (line 2)',
+    'listen.http[0] (line 1)',
+    'sites[1].hosts[0] (line 7)',
+  ]);
+  const missing = await runCli(['check', '--config', join(dir, 'nope.yaml')]);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stdout, /cannot read the config file \(ENOENT\)/);
+});
+
+test('check with no config anywhere is a usage error', async (t) => {
+  const dir = tempDir();
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const result = await runCli(['check'], {}, dir);
+  assert.equal(result.code, 2);
+  assert.match(result.stderr, /no config file/);
+});
+
+test('run with a config that does not validate exits 1 before binding any port', async (t) => {
+  const dir = tempDir();
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'bad.yaml'), bad);
+  const result = await runCli(['--config', join(dir, 'bad.yaml')]);
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, /the configuration .*bad\.yaml is invalid/);
+  assert.match(result.stderr, /listen\.http\[0\] \(line 1\): port 99999 is out of range/);
+  assert.match(result.stderr, /sites\[1\]\.hosts\[0\] \(line 7\): "a\.test" is already a host of sites\[0\]/);
+  assert.doesNotMatch(result.stderr, /"event":"listening"/);
+});
+
+test('run exits 1 when a listener cannot be bound', async (t) => {
+  const { createServer } = await import('node:net');
+  const blocker = createServer();
+  await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+  t.after(() => blocker.close());
+  const port = (blocker.address() as { port: number }).port;
+  const dir = tempDir();
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'busy.yaml'), `listen: {http: ["127.0.0.1:0", "127.0.0.1:${port}"], https: []}\nsites:\n  - hosts: [a.test]\n    upstream: http://a\n`);
+  const result = await runCli(['--config', join(dir, 'busy.yaml')]);
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, new RegExp(`start-up failed: .*http 127\\.0\\.0\\.1:${port}: EADDRINUSE`));
+});
