@@ -5,11 +5,11 @@
 
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { cleanup, makeTempDir } from './lib/processes.ts';
 import { processTree } from './lib/proc-stats.ts';
 import { cpuPlan, ensureTools, machineDescription } from './lib/tools.ts';
+import type { Tools } from './lib/tools.ts';
 import { estimateSeconds, parseOptions, USAGE } from './lib/options.ts';
 import type { Options } from './lib/options.ts';
 import { makeFixtures, ORIGIN_NAME } from './lib/fixtures.ts';
@@ -36,10 +36,8 @@ const DEFS: Record<TargetId, TargetDef> = {
 
 const say = (line: string) => process.stderr.write(`bench: ${line}\n`);
 
-async function bench(options: Options): Promise<Results> {
+async function bench(options: Options, tools: Tools): Promise<Results> {
   const startedAt = Date.now();
-  const tools = ensureTools(options.install, say);
-  if (!tools.nginx) throw new Error('nginx is required (it is the origin): apt-get install nginx-light, or run the bench as root');
   const plan = cpuPlan(tools);
   const scenarios = SCENARIOS.filter((s) => options.scenarios.includes(s.id));
   for (const w of options.workers) say(`workers ${w}: ${plan.description[String(w)]}`);
@@ -52,7 +50,8 @@ async function bench(options: Options): Promise<Results> {
   mkdirSync(join(dir, 'origin'));
   const origin = await startOrigin(join(dir, 'origin'), fixtures, tools, plan);
   const originPids = () => (origin.proc.isRunning() ? processTree(origin.proc.pid) : []);
-  const autoCount = availableParallelism();
+  // "auto" = one worker per CPU of the machine, for every proxy alike.
+  const autoCount = plan.count;
   const runs: RunRecord[] = [];
   const descriptions = new Map<TargetId, Record<string, string>>();
   const total = options.rounds * options.workers.length * options.targets.length * scenarios.length;
@@ -69,6 +68,7 @@ async function bench(options: Options): Promise<Results> {
         autoCount,
         origin: { http: origin.http, https: origin.https, pids: originPids },
         dnsPort: dns.port,
+        edgeCli: options.edgeCli,
       };
       mkdirSync(ctx.dir);
       const running = new Map<TargetId, RunningTarget>();
@@ -162,7 +162,7 @@ async function measureOne(
   try {
     const m = await measure(scenario, port, target, driver);
     const r = m.result;
-    if (r.requests === 0) return { ...base, status: 'failed', reason: `no request completed (${r.errors} errors)` };
+    if (r.requests === 0) return { ...base, status: 'failed', reason: `no request completed during the ${driver.durationS} s run (${r.errors} errors)` };
     return {
       ...base,
       status: 'ok',
@@ -208,7 +208,7 @@ function autocannonVersion(): string | null {
 
 function notes(options: Options, pinned: boolean): string[] {
   const list = [
-    'The origin is nginx serving the three files with sendfile; the "origin" rows hit it directly: no proxy can beat them, and a proxy that matches them measures the load generator, not itself.',
+    'The origin is nginx serving the three files with sendfile. The "origin" rows hit it directly, on the CPU it shares with the load generator: what that side alone can do. A proxy within 5% of it (or above it: with large bodies a proxy takes part of the copying off that CPU) is flagged as a tie, not ranked.',
     'nginx-seed and opam-edge resolve the origin by name through a DNS server the bench runs (TTL and valid 15 s); nginx-best and Caddy dial 127.0.0.1 directly.',
     'Both nginx set-ups offer h2 on their TLS port (`listen ... ssl http2`) so that HTTP/2 can be compared; the seed text does not show whether its nginx does.',
     'opam-edge has no plain-HTTP proxy by design (its port 80 answers ACME challenges and redirects), so its http-* rows are not available.',
@@ -221,7 +221,8 @@ function notes(options: Options, pinned: boolean): string[] {
   return list;
 }
 
-function write(results: Results, out: string): string[] {
+/** Writes <stamp>.{json,md,svg} and latest.{json,md,svg} into `out`. */
+export function writeResults(results: Results, out: string): string[] {
   mkdirSync(out, { recursive: true });
   const files: string[] = [];
   const put = (name: string, content: string) => {
@@ -248,6 +249,11 @@ async function main(): Promise<number> {
     process.stderr.write(`bench: ${parsed.error}\n${USAGE}`);
     return 2;
   }
+  const tools = ensureTools(parsed.install, say);
+  if (!tools.nginx) {
+    say('nginx is required (it is the origin): apt-get install nginx-light, or run the bench as root');
+    return 1;
+  }
   const budget = estimateSeconds(parsed) * 2 + 120;
   const guard = setTimeout(() => {
     say(`still running after ${budget} s (twice the estimate): stopping`);
@@ -255,8 +261,8 @@ async function main(): Promise<number> {
   }, budget * 1000);
   guard.unref();
   try {
-    const results = await bench(parsed);
-    const files = write(results, parsed.out);
+    const results = await bench(parsed, tools);
+    const files = writeResults(results, parsed.out);
     process.stdout.write(`${renderText(results)}\n\n`);
     for (const f of results.flags) process.stdout.write(`! workers ${f.workers}, ${f.scenario}: ${f.flag}\n`);
     say(`wrote ${files.join(', ')}`);
@@ -270,4 +276,4 @@ async function main(): Promise<number> {
   }
 }
 
-main().then((code) => process.exit(code));
+if (import.meta.main) main().then((code) => process.exit(code));

@@ -16,9 +16,12 @@ export type Options = {
   scenarios: string[];
   out: string;
   install: boolean;
+  /** The opam-edge entry point to run (another checkout's src/cli.ts, to compare). */
+  edgeCli: string;
 };
 
 export const DEFAULT_OUT = fileURLToPath(new URL('../results/', import.meta.url));
+export const DEFAULT_EDGE_CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
 
 export const USAGE = `Usage: npm run bench -- [options]
   --quick              one round, workers 1 only, 1.5 s runs (under three minutes)
@@ -30,6 +33,7 @@ export const USAGE = `Usage: npm run bench -- [options]
   --scenarios LIST     ${SCENARIOS.map((s) => s.id).join(',')} (default all)
   --out DIR            where results go (default bench/results/)
   --no-install         never apt-get install nginx-light, caddy, nghttp2-client
+  --edge-cli FILE      the opam-edge entry point to run (default: this checkout's src/cli.ts)
   --help
 `;
 
@@ -44,6 +48,7 @@ export function parseOptions(argv: readonly string[]): Options | { error: string
     scenarios: SCENARIOS.map((s) => s.id),
     out: DEFAULT_OUT,
     install: true,
+    edgeCli: DEFAULT_EDGE_CLI,
   };
   const explicit = new Set<string>();
   const args = [...argv];
@@ -112,6 +117,12 @@ export function parseOptions(argv: readonly string[]): Options | { error: string
         const dir = value();
         if (!dir) return { error: '--out needs a directory' };
         options.out = dir;
+        break;
+      }
+      case '--edge-cli': {
+        const file = value();
+        if (!file) return { error: '--edge-cli needs a file' };
+        options.edgeCli = file;
         break;
       }
       default:

@@ -12,10 +12,17 @@ const TIMEOUT_MS = 10_000;
 
 type Outcome = { ok: boolean; status: number; bytes: number };
 
+/**
+ * One connection, one request. The response is complete at Content-Length (or, without one,
+ * when the server closes): the client does not depend on how fast the server closes.
+ */
 function oneRequest(spec: LoadSpec, request: Buffer): Promise<Outcome> {
   return new Promise((resolve) => {
     let bytes = 0;
-    let head = '';
+    let head = Buffer.alloc(0);
+    let status = 0;
+    let bodyStart = -1;
+    let length = -1;
     let settled = false;
     const socket: Socket = spec.tls
       ? tlsConnect({ host: '127.0.0.1', port: spec.port, servername: spec.host, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] })
@@ -27,16 +34,25 @@ function oneRequest(spec: LoadSpec, request: Buffer): Promise<Outcome> {
       if (settled) return;
       settled = true;
       socket.destroy();
-      const status = Number(head.slice(9, 12)) || 0;
       resolve({ ok: ok && status > 0, status, bytes });
     };
     socket.setTimeout(TIMEOUT_MS, () => done(false));
     socket.once(spec.tls ? 'secureConnect' : 'connect', () => socket.write(request));
     socket.on('data', (chunk: Buffer) => {
       bytes += chunk.length;
-      if (head.length < 12) head += chunk.toString('latin1', 0, Math.min(chunk.length, 12));
+      if (bodyStart < 0) {
+        head = Buffer.concat([head, chunk]);
+        const end = head.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const text = head.toString('latin1', 0, end).toLowerCase();
+        status = Number(text.slice(9, 12)) || 0;
+        const match = /\r\ncontent-length:\s*(\d+)/.exec(text);
+        length = match ? Number(match[1]) : -1;
+        bodyStart = bytes - head.length + end + 4;
+      }
+      if (length >= 0 && bytes - bodyStart >= length) done(true);
     });
-    socket.once('end', () => done(true));
+    socket.once('end', () => done(bodyStart >= 0 && length < 0));
     socket.once('error', () => done(false));
   });
 }

@@ -1,10 +1,18 @@
-// The chart, hand-written SVG (no dependency): for each worker set, two panels side by side,
-// requests/s and p99 latency, one group of bars per scenario and one bar per target. Bars are
-// scaled within each scenario (a 10 MiB body and a 1 KiB body share no scale); the value is
-// printed at the end of each bar.
+// The chart, hand-written SVG (no dependency): for each worker set, three panels side by side,
+// requests/s, p99 latency and the proxy's CPU time per request, one group of bars per scenario
+// and one bar per target. Bars are scaled within each scenario (a 10 MiB body and a 1 KiB
+// body share no scale); the value is printed at the end of each bar.
 
 import type { Results, SummaryRow } from './results.ts';
 import { fmtCount, fmtMs } from './table.ts';
+
+type Panel = { title: string; value: (r: SummaryRow) => number | null | undefined; format: (v: number) => string };
+
+const PANELS: Panel[] = [
+  { title: 'requests/s (longer is better)', value: (r) => r.rps, format: fmtCount },
+  { title: 'p99 latency, ms (shorter is better)', value: (r) => r.p99_ms, format: fmtMs },
+  { title: 'proxy CPU per request, us (shorter is better)', value: (r) => r.cpu_us_per_req, format: fmtCount },
+];
 
 const COLORS: Record<string, string> = {
   origin: '#9e9e9e',
@@ -14,10 +22,10 @@ const COLORS: Record<string, string> = {
   'opam-edge': '#8e24aa',
 };
 
-const WIDTH = 980;
-const LABEL = 150;
-const PANEL = 405;
-const BAR_MAX = 320;
+const WIDTH = 1000;
+const LABEL = 112;
+const PANEL = 296;
+const BAR_MAX = 228;
 const BAR = 11;
 const GAP = 12;
 
@@ -46,34 +54,35 @@ export function renderSvg(results: Results): string {
   y += 12;
   const groupHeight = targets.length * BAR + GAP;
   for (const workers of results.options.workers) {
-    y += 22;
-    parts.push(text(10, y, `workers: ${workers}`, 'class="section"'));
-    parts.push(text(LABEL, y, 'requests/s (longer is better)', 'class="head"'));
-    parts.push(text(LABEL + PANEL, y, 'p99 latency, ms (shorter is better)', 'class="head"'));
+    y += 24;
+    parts.push(text(10, y, `workers: ${workers}${results.pinning[String(workers)] ? `, ${results.pinning[String(workers)]}` : ''}`, 'class="section"'));
+    y += 18;
+    PANELS.forEach((panel, p) => parts.push(text(LABEL + p * PANEL, y, panel.title, 'class="head"')));
     y += 10;
     for (const scenario of results.scenarios) {
       const rows = targets.map((t) => results.summary.find((s) => s.workers === workers && s.scenario === scenario.id && s.target === t));
       const ok = rows.filter((r): r is SummaryRow => r?.status === 'ok');
-      const maxRps = Math.max(0, ...ok.map((r) => r.rps ?? 0));
-      const maxP99 = Math.max(0, ...ok.map((r) => r.p99_ms ?? 0));
       const flagged = results.flags.some((f) => f.workers === workers && f.scenario === scenario.id);
       parts.push(`<line x1="10" x2="${WIDTH - 10}" y1="${y + 2}" y2="${y + 2}" class="rule"/>`);
       parts.push(text(10, y + 16, scenario.id, 'class="scenario"'));
       if (flagged) parts.push(text(10, y + 30, 'load-generator bound', 'class="flag"'));
-      rows.forEach((row, i) => {
-        const top = y + 6 + i * BAR;
-        const color = COLORS[targets[i]!] ?? '#444';
-        if (!row || row.status !== 'ok') {
-          parts.push(text(LABEL, top + BAR - 2, row?.status === 'failed' ? 'failed' : 'n/a', 'class="na"'));
-          parts.push(text(LABEL + PANEL, top + BAR - 2, row?.status === 'failed' ? 'failed' : 'n/a', 'class="na"'));
-          return;
-        }
-        const w1 = maxRps > 0 ? ((row.rps ?? 0) / maxRps) * BAR_MAX : 0;
-        const w2 = maxP99 > 0 ? ((row.p99_ms ?? 0) / maxP99) * BAR_MAX : 0;
-        parts.push(`<rect x="${LABEL}" y="${top}" width="${w1.toFixed(1)}" height="${BAR - 2}" fill="${color}"/>`);
-        parts.push(text(LABEL + w1 + 4, top + BAR - 2, fmtCount(row.rps)));
-        parts.push(`<rect x="${LABEL + PANEL}" y="${top}" width="${w2.toFixed(1)}" height="${BAR - 2}" fill="${color}"/>`);
-        parts.push(text(LABEL + PANEL + w2 + 4, top + BAR - 2, fmtMs(row.p99_ms)));
+      PANELS.forEach((panel, p) => {
+        const left = LABEL + p * PANEL;
+        const max = Math.max(0, ...ok.map((r) => panel.value(r) ?? 0));
+        rows.forEach((row, i) => {
+          const top = y + 6 + i * BAR;
+          const color = COLORS[targets[i]!] ?? '#444';
+          const value = row?.status === 'ok' ? panel.value(row) : null;
+          if (value === null || value === undefined) {
+            const why = !row || row.status === 'not-available' ? 'n/a' : row.status === 'failed' ? 'failed' : '-';
+            parts.push(`<rect x="${left}" y="${top + 2}" width="4" height="${BAR - 6}" fill="${color}"/>`);
+            parts.push(text(left + 8, top + BAR - 2, why, 'class="na"'));
+            return;
+          }
+          const width = max > 0 ? (value / max) * BAR_MAX : 0;
+          parts.push(`<rect x="${left}" y="${top}" width="${width.toFixed(1)}" height="${BAR - 2}" fill="${color}"/>`);
+          parts.push(text(left + width + 4, top + BAR - 2, panel.format(value)));
+        });
       });
       y += groupHeight;
     }

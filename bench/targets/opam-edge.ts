@@ -7,12 +7,9 @@
 
 import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { ORIGIN_NAME, SITE_HOST, writeConfig } from '../lib/fixtures.ts';
 import { freePort, proxyCpus, startServer } from './target.ts';
 import type { TargetContext, TargetDef, WorkerSet } from './target.ts';
-
-const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
 
 /** The config the bench runs opam-edge with (keys as in SPEC section 2). */
 export function opamEdgeConfig(ctx: TargetContext, ports: { http: number; https: number }): Record<string, unknown> {
@@ -45,7 +42,7 @@ export const opamEdge: TargetDef = {
     return startServer({
       id: 'opam-edge',
       command: process.execPath,
-      args: [CLI, '--config', file],
+      args: [ctx.edgeCli, '--config', file],
       env: { ...process.env, NODE_ENV: 'production' },
       cpus: proxyCpus(ctx),
       http: null,

@@ -31,6 +31,8 @@ export type TargetContext = {
   autoCount: number;
   origin: { http: number; https: number; pids(): number[] };
   dnsPort: number;
+  /** opam-edge's entry point (src/cli.ts). */
+  edgeCli: string;
 };
 
 export type RunningTarget = {
