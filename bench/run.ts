@@ -210,10 +210,10 @@ function notes(options: Options, pinned: boolean): string[] {
   const list = [
     'The origin is nginx serving the three files with sendfile. The "origin" rows hit it directly, on the CPU it shares with the load generator: what that side alone can do. A proxy within 5% of it (or above it: with large bodies a proxy takes part of the copying off that CPU) is flagged as a tie, not ranked.',
     'nginx-seed and opam-edge resolve the origin by name through a DNS server the bench runs (TTL and valid 15 s); nginx-best and Caddy dial 127.0.0.1 directly.',
-    'Both nginx set-ups offer h2 on their TLS port (`listen ... ssl http2`) so that HTTP/2 can be compared; the seed text does not show whether its nginx does.',
+    'Both nginx set-ups offer h2 on their TLS port (`listen ... ssl http2`) so that HTTP/2 can be compared; the seed text does not show whether its nginx does. Both raise the client-side keepalive_requests from 1000 to 100000: otherwise nginx closes each load-generator connection every 1000 requests (for h2 with a GOAWAY that fails the streams in flight), which real clients, making a few requests per connection, never meet.',
     'opam-edge has no plain-HTTP proxy by design (its port 80 answers ACME challenges and redirects), so its http-* rows are not available.',
     'autocannon appends every response body to a string (for body checks this bench does not use); the load generator turns that off, without which it caps near 50 MB/s.',
-    'autocannon and the new-connection generator send HTTP/1.1 without ALPN; h2load negotiates h2. TLS: ECDSA P-256 certificate, TLS 1.3, no session resumption for new connections.',
+    'autocannon and the new-connection generator send HTTP/1.1 without ALPN; h2load negotiates h2. TLS: ECDSA P-256 certificate, TLS 1.3, no session resumption for new connections. autocannon reports latency in whole milliseconds.',
     'The machine is shared and noisy (rounds can differ by 30%): compare ratios within one run, and CPU per request, the steadiest figure.',
   ];
   if (!pinned) list.push('Processes were not pinned to CPUs (one CPU, or no taskset): the proxy, the origin and the load generator competed for the same CPUs.');

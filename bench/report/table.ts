@@ -2,7 +2,7 @@
 // its ratio to nginx-as-deployed (x seed) and to nginx-best (x best). Rendered as Markdown for
 // the results file and the README, and as aligned text for the terminal.
 
-import type { Results, SummaryRow } from './results.ts';
+import type { Ratios, Results, SummaryRow } from './results.ts';
 
 const HEADER = [
   'scenario',
@@ -121,11 +121,12 @@ export function renderMarkdown(results: Results, chartFile: string | null): stri
   lines.push('Figures: requests/s; latency p50/p99 (ms); MB/s; the proxy\'s own CPU time per request (utime + stime of all its processes / requests, the steadiest figure on a noisy machine); errors + non-2xx; peak RSS (VmHWM summed over master + workers). "x seed" is the ratio to nginx as deployed, "x best" to nginx with a keep-alive upstream (for p99 and CPU, lower is better).');
   lines.push('');
   if (chartFile) {
-    lines.push(`![requests/s and p99 per scenario and proxy](${chartFile})`);
+    lines.push(`![requests/s, p99 latency and proxy CPU per request, per scenario and proxy](${chartFile})`);
     lines.push('');
   }
+  lines.push(...renderMatrices(results));
   for (const table of buildTables(results)) {
-    lines.push(`## ${table.title}`);
+    lines.push(`## All figures, ${table.title}`);
     lines.push('');
     lines.push(`| ${HEADER.join(' | ')} |`);
     lines.push(`|${HEADER.map((_, i) => (i < 2 ? '---' : '---:')).join('|')}|`);
@@ -168,4 +169,53 @@ export function renderText(results: Results): string {
     for (const note of table.notes) out.push(`  ${note}`);
   }
   return out.join('\n');
+}
+
+type Metric = { title: string; pick: (r: SummaryRow) => number | null | undefined; ratio: (r: Ratios | undefined) => number | null | undefined; fmt: (v: number) => string };
+
+const METRICS: Metric[] = [
+  { title: 'requests/s', pick: (r) => r.rps, ratio: (x) => x?.rps, fmt: fmtCount },
+  { title: 'p99 latency, ms', pick: (r) => r.p99_ms, ratio: (x) => x?.p99, fmt: fmtMs },
+  { title: 'proxy CPU per request, us', pick: (r) => r.cpu_us_per_req, ratio: (x) => x?.cpu, fmt: fmtCount },
+];
+
+/**
+ * The short form (for the README): per worker set and figure, a scenario x target matrix,
+ * each cell "value (x seed / x best)", then each target's peak RSS.
+ */
+export function renderMatrices(results: Results): string[] {
+  const label = (id: string) => results.targets.find((t) => t.id === id)?.label ?? id;
+  const targets = results.options.targets;
+  const lines: string[] = [];
+  for (const workers of results.options.workers) {
+    const pinning = results.pinning[String(workers)];
+    lines.push(`## Summary, workers: ${workers}${pinning ? `, ${pinning}` : ''}`);
+    lines.push('');
+    for (const metric of METRICS) {
+      lines.push(`**${metric.title}** (x nginx as deployed / x nginx at its best)`);
+      lines.push('');
+      lines.push(`| scenario | ${targets.map(label).join(' | ')} |`);
+      lines.push(`|---|${targets.map(() => '---:').join('|')}|`);
+      for (const scenario of results.scenarios) {
+        const flagged = results.flags.some((f) => f.workers === workers && f.scenario === scenario.id);
+        const cells = targets.map((t) => {
+          const row = results.summary.find((s) => s.workers === workers && s.scenario === scenario.id && s.target === t);
+          if (!row || row.status !== 'ok') return row?.status === 'failed' ? 'failed' : 'n/a';
+          const value = metric.pick(row);
+          if (value === null || value === undefined) return '-';
+          const ratios = t === 'origin' ? '' : ` (${fmtRatio(metric.ratio(row.vs_seed))} / ${fmtRatio(metric.ratio(row.vs_best))})`;
+          return `${metric.fmt(value)}${ratios}`;
+        });
+        lines.push(`| ${scenario.id}${flagged ? ' (tie: load-bound)' : ''} | ${cells.join(' | ')} |`);
+      }
+      lines.push('');
+    }
+    const rss = targets.map((t) => {
+      const values = results.summary.filter((s) => s.workers === workers && s.target === t && s.status === 'ok').map((s) => s.rss_mib ?? 0);
+      return `${label(t)} ${values.length ? `${Math.round(Math.max(...values))} MiB` : 'n/a'}`;
+    });
+    lines.push(`Peak RSS over the run (VmHWM, all processes): ${rss.join(', ')}.`);
+    lines.push('');
+  }
+  return lines;
 }
