@@ -74,20 +74,21 @@ export function startProcess(
     exited,
     isRunning: () => child.exitCode === null && child.signalCode === null && child.pid !== undefined,
     async stop(graceMs = 5000) {
-      if (child.pid !== undefined) {
+      if (child.pid !== undefined && managed.isRunning()) {
         killGroup(child.pid, 'SIGTERM');
         const timer = setTimeout(() => killGroup(child.pid!, 'SIGKILL'), graceMs);
         await exited;
         clearTimeout(timer);
-        // Workers that outlive their master (they should not) go with the group.
-        killGroup(child.pid, 'SIGKILL');
       }
-      running.delete(managed);
+      await exited;
     },
   };
   running.add(managed);
   void exited.then(() => {
-    if (child.pid === undefined) running.delete(managed);
+    // The leader is gone: whatever is left of its group (workers that outlived a crashed
+    // master) goes now, while the group id still cannot belong to anyone else.
+    if (child.pid !== undefined) killGroup(child.pid, 'SIGKILL');
+    running.delete(managed);
   });
   return managed;
 }
