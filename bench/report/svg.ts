@@ -49,7 +49,7 @@ export function renderSvg(results: Results): string {
   for (const id of targets) {
     parts.push(`<rect x="${x}" y="${y - 10}" width="12" height="12" fill="${COLORS[id] ?? '#444'}"/>`);
     parts.push(text(x + 16, y, label(id)));
-    x += 24 + label(id).length * 7;
+    x += 30 + label(id).length * 6;
   }
   y += 12;
   const groupHeight = targets.length * BAR + GAP;
