@@ -1,0 +1,92 @@
+// HTTP/2 load with h2load (Debian's nghttp2-client): C, one thread, fast enough not to be the
+// limit where a node:http2 client would be. It runs in its own process under bash, whose
+// `times` gives the load generator's own CPU time; per-request latencies come from its
+// --log-file (microseconds), percentiles are computed here.
+
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { startProcess } from '../lib/processes.ts';
+import type { LoadResult, LoadSpec } from './protocol.ts';
+
+export type H2Spec = LoadSpec & { streams: number; h2load: string; cpus: string | null; dir: string };
+
+function args(spec: H2Spec, durationS: number, logFile: string | null): string[] {
+  return [
+    '-D',
+    // h2load takes whole seconds, or a number with a unit.
+    `${Math.max(1, Math.round(durationS * 1000))}ms`,
+    '-c',
+    String(spec.connections),
+    '-m',
+    String(spec.streams),
+    '-t',
+    '1',
+    `--connect-to=127.0.0.1:${spec.port}`,
+    ...(logFile ? [`--log-file=${logFile}`] : []),
+    `https://${spec.host}:${spec.port}${spec.path}`,
+  ];
+}
+
+/** Runs h2load once under `bash -c '...; times'`; returns its stdout and its CPU seconds. */
+async function runOnce(spec: H2Spec, durationS: number, logFile: string | null): Promise<{ out: string; cpuS: number | null }> {
+  const script = 'h2load="$1"; shift; "$h2load" "$@"; rc=$?; echo "--times--"; times; exit $rc';
+  const proc = startProcess('h2load', 'bash', ['-c', script, 'bash', spec.h2load, ...args(spec, durationS, logFile)], { cpus: spec.cpus });
+  let out = '';
+  proc.child.stdout?.on('data', (chunk: Buffer) => {
+    out += chunk.toString('utf8');
+  });
+  const timer = setTimeout(() => void proc.stop(1000), (durationS + 30) * 1000);
+  const { code } = await proc.exited;
+  clearTimeout(timer);
+  await proc.stop(0);
+  if (code !== 0) throw new Error(`h2load exited with ${code}: ${proc.tail().split('\n').slice(-3).join(' | ')}`);
+  // `times` prints the shell's user/sys, then its children's: "0m1.234s 0m0.567s".
+  const lines = out.slice(out.indexOf('--times--')).split('\n');
+  const child = /(\d+)m([\d.]+)s\s+(\d+)m([\d.]+)s/.exec(lines[2] ?? '');
+  const cpuS = child ? Number(child[1]) * 60 + Number(child[2]) + Number(child[3]) * 60 + Number(child[4]) : null;
+  return { out, cpuS };
+}
+
+export async function h2Warmup(spec: H2Spec): Promise<void> {
+  if (spec.warmupS > 0) await runOnce(spec, spec.warmupS, null);
+}
+
+/** The measured run. `begin`/`end` bracket it for the proxy's CPU samples. */
+export async function h2Run(spec: H2Spec, begin: () => void, end: () => void): Promise<{ result: LoadResult; loadCpuS: number | null }> {
+  const logFile = join(spec.dir, `h2load-${process.pid}-${Date.now()}.log`);
+  begin();
+  const started = performance.now();
+  const { out, cpuS } = await runOnce(spec, spec.durationS, logFile);
+  const wall = (performance.now() - started) / 1000;
+  end();
+  const latencies: number[] = [];
+  try {
+    for (const line of readFileSync(logFile, 'utf8').split('\n')) {
+      const [, status, us] = line.split('\t');
+      if (status !== undefined && us !== undefined && Number(status) > 0) latencies.push(Number(us) / 1000);
+    }
+  } finally {
+    rmSync(logFile, { force: true });
+  }
+  latencies.sort((a, b) => a - b);
+  const pick = (q: number) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]! : 0);
+  const finished = /finished in ([\d.]+)(m?s)/.exec(out);
+  const durationS = finished ? Number(finished[1]) / (finished[2] === 'ms' ? 1000 : 1) : wall;
+  const counts = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(out);
+  const codes = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out);
+  const traffic = /traffic: [\d.]+\w* \((\d+)\) total/.exec(out);
+  const bytes = traffic ? Number(traffic[1]) : 0;
+  const done = counts ? Number(counts[3]) : latencies.length;
+  const result: LoadResult = {
+    requests: done,
+    durationS,
+    rps: done / durationS,
+    p50: pick(0.5),
+    p99: pick(0.99),
+    bytesPerS: bytes / durationS,
+    // "failed" also counts 4xx/5xx answers; errors here are transport failures only.
+    errors: counts ? Number(counts[6]) + Number(counts[7]) : 0,
+    non2xx: codes ? Number(codes[2]) + Number(codes[3]) + Number(codes[4]) : 0,
+  };
+  return { result, loadCpuS: cpuS };
+}

@@ -1,0 +1,54 @@
+// opam-edge itself, started as an operator would: `node src/cli.ts --config FILE` with one
+// site whose upstream is the origin by name, resolved through the bench's DNS server every
+// 15 s (as nginx-as-deployed does), TLS from the bench certificate, h2 on, access log off.
+// No plain HTTP scenario: its port-80 role only answers challenges and redirects to https.
+// Whatever it cannot do yet (no https listener, `workers: auto` refused) is reported as not
+// available for that protocol instead of stopping the run.
+
+import { join } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { ORIGIN_NAME, SITE_HOST, writeConfig } from '../lib/fixtures.ts';
+import { freePort, proxyCpus, startServer } from './target.ts';
+import type { TargetContext, TargetDef, WorkerSet } from './target.ts';
+
+/** The config the bench runs opam-edge with (keys as in SPEC section 2). */
+export function opamEdgeConfig(ctx: TargetContext, ports: { http: number; https: number }): Record<string, unknown> {
+  return {
+    listen: { http: [`127.0.0.1:${ports.http}`], https: [`127.0.0.1:${ports.https}`] },
+    workers: ctx.workers,
+    resolver: { servers: [`127.0.0.1:${ctx.dnsPort}`], valid: '15s' },
+    tls: {
+      certificates: [{ cert: ctx.fixtures.cert, key: ctx.fixtures.key }],
+      unknown_sni: 'default',
+      http2: true,
+    },
+    access_log: 'off',
+    sites: [{ hosts: [SITE_HOST], upstream: `http://${ORIGIN_NAME}:${ctx.origin.http}` }],
+  };
+}
+
+export const opamEdge: TargetDef = {
+  id: 'opam-edge',
+  label: 'opam-edge',
+  describe: (w: WorkerSet, n: number) =>
+    `opam-edge (node src/cli.ts), upstream by name re-resolved every 15 s, keep-alive pools; workers: ${w === 1 ? 1 : `auto (${n})`}`,
+  async start(ctx) {
+    const dir = join(ctx.dir, 'opam-edge');
+    mkdirSync(dir, { recursive: true });
+    // The http port is not driven (it only redirects), but it is part of a real deployment.
+    const ports = { http: await freePort(), https: await freePort() };
+    // JSON is valid YAML.
+    const file = writeConfig(dir, 'opam-edge.yaml', JSON.stringify(opamEdgeConfig(ctx, ports), null, 2));
+    return startServer({
+      id: 'opam-edge',
+      command: process.execPath,
+      args: [ctx.edgeCli, '--config', file],
+      env: { ...process.env, NODE_ENV: 'production' },
+      cpus: proxyCpus(ctx),
+      http: null,
+      noHttpReason: 'by design: its http port only answers ACME challenges and redirects to https',
+      https: ports.https,
+      startedMarker: '"event":"started"',
+    });
+  },
+};
