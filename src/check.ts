@@ -6,6 +6,7 @@ import type { Config } from './config.ts';
 import { silentLog } from './log.ts';
 import { CertStore } from './tls/cert-store.ts';
 import { CertificateFiles } from './tls/cert-files.ts';
+import { checkUpstreamNames } from './upstream/resolver.ts';
 
 /** A deeper check of a valid config (certificate pairs, upstream names, ACME directory). */
 export type ConfigCheck = (config: Config) => Promise<string[]>;
@@ -16,7 +17,11 @@ export const checkCertificates: ConfigCheck = async (config) => {
   return new CertificateFiles({ store, log: silentLog }).load(config.tls);
 };
 
-const checks: ConfigCheck[] = [checkCertificates];
+const checks: ConfigCheck[] = [
+  checkCertificates,
+  // Upstream names resolve through the configured resolver (IP literals are not looked up).
+  (config) => checkUpstreamNames(config.sites, config.resolver.servers),
+];
 
 export async function check(configPath: string | null): Promise<number> {
   if (configPath === null) {

@@ -3,9 +3,8 @@
 // Request handlers only read `this.#state`; reload builds a new one and swaps it whole.
 
 import { createServer } from 'node:http';
-import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
+import type { Server as HttpServer } from 'node:http';
 import type { Server as TlsServer } from 'node:tls';
-import type { Duplex } from 'node:stream';
 import type { Config } from './config.ts';
 import { createAccessLog } from './log.ts';
 import type { AccessLog, EventLog } from './log.ts';
@@ -15,18 +14,18 @@ import { createPlainHandler } from './http/plain.ts';
 import type { ChallengeSource } from './http/plain.ts';
 import { applyLimits, ConnectionTracker, ListenerGroup, onClientError, onConnectRequest, serverOptions } from './http/listeners.ts';
 import { applySecureLimits, closeIdleConnections, createSecureListener, Http2Sessions } from './http/secure.ts';
-import type { SecureRequest, SecureResponse } from './http/secure.ts';
 import { CertStore } from './tls/cert-store.ts';
 import { CertificateFiles } from './tls/cert-files.ts';
 import { EdgeError } from './errors.ts';
+import { Upstreams } from './upstream/upstreams.ts';
+import { createGateway, siteRoutes } from './http/gateway.ts';
+import type { Gateway, GatewayState, RequestMetrics } from './http/gateway.ts';
 
 export const DEFAULT_GRACE_MS = 30_000;
 
-/** What request handlers read. Replaced whole, never mutated. */
-type State = {
+/** What request handlers read (the gateway's part included). Replaced whole, never mutated. */
+type State = GatewayState & {
   readonly config: Config;
-  readonly accessLog: AccessLog;
-  readonly stopping: boolean;
 };
 
 export type EdgeDeps = {
@@ -43,6 +42,8 @@ export type EdgeDeps = {
   certWatchIntervalMs?: number;
   /** How long each challenge peer may take (default 5 s, SPEC 3.1); tests shorten it. */
   peerTimeoutMs?: number;
+  /** Called once per https request (metrics). */
+  onRequest?: (m: RequestMetrics) => void;
 };
 
 export class Edge {
@@ -51,6 +52,13 @@ export class Edge {
   /** Every certificate serving on the https listeners; the ACME issuer hands new ones here. */
   readonly certificates: CertStore;
   readonly #certFiles: CertificateFiles;
+  /** Resolvers and keep-alive pools of every upstream. */
+  readonly upstreams: Upstreams;
+  /**
+   * The https request path, for the https listeners: `request` and `checkContinue` take
+   * node:http and node:http2 compat requests, `upgrade` the HTTP/1.1 upgrade event.
+   */
+  readonly gateway: Gateway;
   readonly #log: EventLog;
   readonly #connections = new ConnectionTracker();
   readonly #sessions = new Http2Sessions();
@@ -65,7 +73,10 @@ export class Edge {
     this.challenges = deps.challenges ?? new ChallengeStore();
     this.peers = new PeerForwarder(deps.log, deps.peerTimeoutMs);
     this.peers.setPeers(config.challenges.peers);
-    this.#state = { config, accessLog: createAccessLog(config.access_log, config.access_log_format, deps.log), stopping: false };
+    this.upstreams = new Upstreams({ log: deps.log });
+    // No routes until the upstreams are started (start() builds them).
+    this.#state = this.#stateFor(config, createAccessLog(config.access_log, config.access_log_format, deps.log), false, false);
+    this.gateway = createGateway({ state: () => this.#state, log: deps.log, onRequest: deps.onRequest });
 
     const handlePlain = createPlainHandler({
       challenges: this.challenges,
@@ -85,15 +96,15 @@ export class Edge {
 
     this.certificates = new CertStore({ unknownSni: config.tls.unknown_sni, ticketKeys: deps.ticketKeys, log: deps.log });
     this.#certFiles = new CertificateFiles({ store: this.certificates, log: deps.log, intervalMs: deps.certWatchIntervalMs });
-    const onRequest = (req: SecureRequest, res: SecureResponse) => proxyNotWired(req, res, this.#state.stopping);
     this.#https = new ListenerGroup('https', deps.log, () =>
       createSecureListener({
         store: this.certificates,
         http2: this.#state.config.tls.http2,
         limits: this.#state.config.limits,
         log: deps.log,
-        onRequest,
-        onUpgrade: upgradeNotWired,
+        onRequest: this.gateway.request,
+        onCheckContinue: this.gateway.checkContinue,
+        onUpgrade: this.gateway.upgrade,
         connections: this.#connections,
         sessions: this.#sessions,
         onTlsClientError: () => this.#tlsClientErrors++,
@@ -111,6 +122,9 @@ export class Edge {
       if (config.listen.https.length > 0 && config.acme === null && edge.certificates.certificates().length === 0) {
         deps.log.warn('https_without_certificates', { message: 'no tls.certificates, tls.certbot or acme: every TLS handshake will fail' });
       }
+      // Never fails on DNS: names that do not resolve yet answer 503 until they do.
+      await edge.upstreams.start(config);
+      edge.#state = edge.#stateFor(config, edge.#state.accessLog, false);
       await (await edge.#http.sync(config.listen.http))();
       await (await edge.#https.sync(config.listen.https))();
       edge.#certFiles.start();
@@ -172,7 +186,8 @@ export class Edge {
     if (config.tls.http2 !== previous.config.tls.http2 && this.#https.listeners.length > 0) {
       this.#log.warn('reload_partial', { key: 'tls.http2', message: 'applies to https addresses bound from now on; restart to change the bound ones' });
     }
-    this.#state = { config, accessLog, stopping: false };
+    const retireUpstreams = await this.upstreams.reload(config);
+    this.#state = this.#stateFor(config, accessLog, false);
     for (const { server } of this.#http.listeners) applyLimits(server, config.limits);
     for (const { server } of this.#https.listeners) applySecureLimits(server, config.limits);
     this.certificates.setUnknownSni(config.tls.unknown_sni);
@@ -180,9 +195,22 @@ export class Edge {
     if (problems.length > 0) this.#log.warn('reload_certificate_problems', { problems });
     await closeRemovedHttp();
     await closeRemovedHttps();
+    await retireUpstreams();
     if (accessLog !== previous.accessLog) await previous.accessLog.close();
     else accessLog.reopen();
     this.#log.info('reloaded', { source: config.source });
+  }
+
+  /** Routes read the upstreams' targets: build them once the upstreams know the config. */
+  #stateFor(config: Config, accessLog: AccessLog, stopping: boolean, routed = true): State {
+    return Object.freeze({
+      config,
+      accessLog,
+      stopping,
+      routes: siteRoutes(routed ? config.sites : [], (site) => this.upstreams.get(site.upstream)),
+      limits: config.limits,
+      hsts: config.tls.hsts,
+    });
   }
 
   /** Reopens the access log file (logrotate). */
@@ -220,21 +248,10 @@ export class Edge {
       this.#connections.destroyAll();
       this.#sessions.destroyAll();
     }
+    // In-flight upstream requests have finished with their clients; what is left is idle.
+    await this.upstreams.stop(Math.max(0, deadline - Date.now()));
     await this.peers.close();
     await this.#state.accessLog.close();
     this.#log.info('stopped', { drained });
   }
-}
-
-/** Until the proxy is wired in, every https request answers 502 (the lead replaces this at merge). */
-function proxyNotWired(req: SecureRequest, res: SecureResponse, stopping: boolean): void {
-  const body = '502 Bad Gateway: proxy not wired yet\n';
-  const http1 = res as ServerResponse;
-  if (stopping && (req as IncomingMessage).httpVersionMajor === 1) http1.shouldKeepAlive = false;
-  http1.writeHead(502, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) });
-  http1.end(req.method === 'HEAD' ? undefined : body);
-}
-
-function upgradeNotWired(_req: IncomingMessage, socket: Duplex): void {
-  socket.end('HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
 }

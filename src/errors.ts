@@ -19,6 +19,8 @@ export const ERRORS = {
   // nginx logs for "closed without an answer"; it is never sent.
   HTTP_09: { status: 444, message: 'HTTP/0.9 request: closed without an answer' },
   CHALLENGE_NOT_FOUND: { status: 404, message: 'Not Found' },
+  // nginx's 499: the client went away before the response was complete (logged, never sent).
+  CLIENT_CLOSED: { status: 499, message: 'Client Closed Request' },
 
   // Gateway side: the upstream is at fault. A gateway answers 502/503/504, never 500.
   UPSTREAM_REFUSED: { status: 502, message: 'Bad Gateway: the upstream refused the connection' },
@@ -35,6 +37,7 @@ export const ERRORS = {
   LISTEN_FAILED: { status: 0, message: 'a listener could not be bound' },
   PEER_FORWARD_FAILED: { status: 0, message: 'a challenge peer did not answer' },
   RESOLVE_FAILED: { status: 0, message: 'an upstream name did not resolve' },
+  REQUEST_FAILED: { status: 0, message: 'a request handler failed unexpectedly (the process carries on)' },
   ACME_ORDER_FAILED: { status: 0, message: 'an ACME order failed' },
 } as const;
 
@@ -69,6 +72,11 @@ export function upstreamFailure(err: unknown): ErrorCode {
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
       return 'UPSTREAM_REFUSED';
+    // undici refused to send what the client sent (a header it does not allow): the
+    // request is at fault, not the upstream.
+    case 'UND_ERR_INVALID_ARG':
+    case 'UND_ERR_NOT_SUPPORTED':
+      return 'BAD_REQUEST';
     case 'UND_ERR_CONNECT_TIMEOUT':
     case 'ETIMEDOUT':
       return 'UPSTREAM_CONNECT_TIMEOUT';
@@ -86,6 +94,15 @@ export function upstreamFailure(err: unknown): ErrorCode {
     case 'HPE_CR_EXPECTED':
     case 'HPE_LF_EXPECTED':
     case 'HPE_HEADER_OVERFLOW':
+    // Node refused to pass a response header on (an invalid value, a field h2 forbids).
+    case 'ERR_INVALID_CHAR':
+    case 'ERR_HTTP_INVALID_HEADER_VALUE':
+    case 'ERR_INVALID_HTTP_TOKEN':
+    case 'ERR_HTTP2_INVALID_HEADER_VALUE':
+    case 'ERR_HTTP2_INVALID_CONNECTION_HEADERS':
+    case 'ERR_HTTP2_HEADER_SINGLE_VALUE':
+    case 'ERR_HTTP2_INVALID_INFO_STATUS':
+    case 'ERR_HTTP2_STATUS_INVALID':
     case 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH':
     case 'UND_ERR_RES_EXCEEDED_MAX_SIZE':
     case 'UND_ERR_INFO':

@@ -71,13 +71,17 @@ type ServerSocket = Socket & { _httpMessage?: ServerResponse | null };
  * a status where one makes sense, then close: after a framing error the rest of the
  * stream cannot be trusted. A response already under way is never corrupted: one not
  * started yet is let finish and the connection closed after it; one half sent is cut.
+ * A request whose own body is broken is cut at once.
  */
 export function onClientError(err: Error & { code?: string; reason?: string }, socket: Socket): void {
   const inFlight = (socket as ServerSocket)._httpMessage;
   if (err.code === 'ECONNRESET' || !socket.writable) {
     socket.destroy();
   } else if (inFlight) {
-    if (!inFlight.headersSent) inFlight.shouldKeepAlive = false;
+    // The broken bytes are this request's own body (a bad chunk): its handler may be
+    // streaming it upstream, so cut the connection; that aborts the upstream request too.
+    if (!inFlight.req.complete) socket.destroy();
+    else if (!inFlight.headersSent) inFlight.shouldKeepAlive = false;
     else if (inFlight.writableEnded) socket.destroySoon();
     else socket.destroy();
   } else {

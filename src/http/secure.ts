@@ -27,6 +27,8 @@ export type SecureHandlers = {
   onRequest: (req: SecureRequest, res: SecureResponse) => void;
   /** HTTP/1.1 `Upgrade` requests (WebSocket): the socket is the caller's from here on. */
   onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+  /** `Expect: 100-continue` requests: the handler decides whether to send 100 Continue. */
+  onCheckContinue?: (req: SecureRequest, res: SecureResponse) => void;
 };
 
 export type SecureServerDeps = SecureHandlers & {
@@ -78,11 +80,13 @@ export function createSecureListener(deps: SecureServerDeps): TlsServer {
       maxSessionMemory: 10,
     });
     h2.on('request', deps.onRequest);
+    if (deps.onCheckContinue) h2.on('checkContinue', deps.onCheckContinue);
     h2.on('session', (session: ServerHttp2Session) => deps.sessions.add(session));
     h2.on('sessionError', (err: NodeJS.ErrnoException) => deps.log.debug('h2_session_error', { code: err.code ?? 'error' }));
     server = h2;
   } else {
     server = createHttpsServer({ ...options, ALPNProtocols: alpnProtocols(false) }, deps.onRequest);
+    if (deps.onCheckContinue) server.on('checkContinue', deps.onCheckContinue);
   }
   server.on('upgrade', deps.onUpgrade);
   // HTTP/1.1 parse errors (either server kind) get their 400/431/501 answer.
