@@ -10,6 +10,7 @@ import type { Config } from './config.ts';
 import { createEventLog } from './log.ts';
 import type { EventLog } from './log.ts';
 import { Edge, DEFAULT_GRACE_MS } from './edge.ts';
+import type { EdgeDeps } from './edge.ts';
 import { startDemo } from './demo.ts';
 
 /** $OPAM_EDGE_CONFIG, else ./opam-edge.yaml when it exists, else null (the local demo). */
@@ -19,8 +20,11 @@ export function defaultConfigPath(): string | null {
   return existsSync(local) ? local : null;
 }
 
-/** Runs until SIGTERM/SIGINT. Resolves with the process exit code. */
-export async function run(configPath: string | null): Promise<number> {
+/**
+ * Runs until SIGTERM/SIGINT. Resolves with the process exit code. `deps` lets a caller
+ * supply parts of the edge (the certificate store that ACME fills).
+ */
+export async function run(configPath: string | null, deps: Pick<EdgeDeps, 'certificates'> = {}): Promise<number> {
   const log = createEventLog();
   let config: Config;
   let stopDemo: (() => Promise<void>) | null = null;
@@ -39,7 +43,7 @@ export async function run(configPath: string | null): Promise<number> {
 
   let edge: Edge;
   try {
-    edge = await Edge.start(config, { log });
+    edge = await Edge.start(config, { log, ...deps });
   } catch (err) {
     process.stderr.write(`opam-edge: start-up failed: ${(err as Error).message}\n`);
     await stopDemo?.();
