@@ -7,10 +7,10 @@
 //       key.pem                                0600  account key, created once and kept
 //       account.json                           0600  {"directory","url","email","created"}
 //     certificates/NAME/                       0700
-//       20261126T101500Z-0A1B2C3D4E5F/         0700  one directory per issuance, never rewritten
+//       20261126T101500123Z-0A1B2C3D4E5F/      0700  one directory per issuance, never rewritten
 //         fullchain.pem                        0644  leaf first, then the chain
 //         privkey.pem                          0600
-//       current -> 20261126T101500Z-0A1B2C3D4E5F    symlink, replaced by rename(2)
+//       current -> 20261126T101500123Z-0A1B2C3D4E5F  symlink, replaced by rename(2)
 //     state.json                               0600  renewal schedule (next attempt, failures, ARI)
 //
 // A new issuance is written into a hidden temporary directory (files fsynced), renamed to
@@ -26,7 +26,7 @@ import { silentLog } from '../log.ts';
 
 export type StoredCertificate = {
   name: string;
-  /** The issuance directory's name, e.g. "20261126T101500Z-0A1B2C3D4E5F". */
+  /** The issuance directory's name, e.g. "20261126T101500123Z-0A1B2C3D4E5F" (UTC, ms). */
   version: string;
   /** Full chain, leaf first (PEM). */
   cert: string;
@@ -66,7 +66,7 @@ export type Account = { key: string; url: string | null };
 
 /** How many issuances of a name are kept (the current one and the ones before it). */
 const KEEP_VERSIONS = 3;
-const VERSION = /^\d{8}T\d{6}Z-[0-9A-F]+$/;
+const VERSION = /^\d{8}T\d{9}Z-[0-9A-F]+$/;
 
 export function emptyNameState(): NameState {
   return { failures: 0, next_attempt: null, last_attempt: null, last_success: null, last_error: null, ari: null };
@@ -151,8 +151,8 @@ export class AcmeStorage {
 
   /** Writes a new issuance and makes it current. Returns it as a reader will see it. */
   async saveCertificate(name: string, cert: string, key: string): Promise<StoredCertificate> {
-    const info = inspectPair(cert, key, name);
     const dir = this.#nameDir(name);
+    const info = inspectPair(cert, key, name);
     await ensureDir(dir);
     const version = `${compactTime(new Date())}-${info.serial.slice(0, 32)}`;
     const tmp = join(dir, `.tmp-${randomBytes(6).toString('hex')}`);
@@ -160,7 +160,14 @@ export class AcmeStorage {
     await writeFileDurable(join(tmp, 'fullchain.pem'), cert, 0o644);
     await writeFileDurable(join(tmp, 'privkey.pem'), key, 0o600);
     await fsyncDir(tmp);
-    await rename(tmp, join(dir, version));
+    try {
+      await rename(tmp, join(dir, version));
+    } catch (err) {
+      // The same certificate (a serial is never reused) saved twice in one millisecond:
+      // the directory there is complete already.
+      await rm(tmp, { recursive: true, force: true });
+      if ((err as NodeJS.ErrnoException).code !== 'ENOTEMPTY' && (err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
     await fsyncDir(dir);
     const link = join(dir, `.current-${randomBytes(6).toString('hex')}`);
     await symlink(version, link);
@@ -246,8 +253,9 @@ export function directorySlug(directory: string): string {
   return `${host.replace(/[^A-Za-z0-9.-]+/g, '_')}${path ? `-${path}` : ''}`;
 }
 
+/** "20261126T101500123Z": sorts in time order, to the millisecond. */
 function compactTime(d: Date): string {
-  return d.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return d.toISOString().replace(/[-:.]/g, '');
 }
 
 async function ensureDir(dir: string): Promise<void> {

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { Agent, request } from 'undici';
 import { makeCA, makeCert } from './certs.ts';
+import type { TestCert } from './certs.ts';
 
 /** True when every tool is on PATH. Otherwise: skips loudly, or fails under CI. */
 export function requireTools(t: TestContext, tools: string[]): boolean {
@@ -123,6 +124,8 @@ export type Pebble = {
   /** PEM file of the CA that signed Pebble's TLS certificate (acme.ca_bundle). */
   caBundlePath: string;
   caBundle: string;
+  /** That CA, to sign other test servers' certificates (acme-proxy.ts). */
+  ca: TestCert;
   /** The root that issued certificates chain to (changes on every start). */
   root(): Promise<string>;
   output(): string;
@@ -175,6 +178,7 @@ export async function startPebble(options: PebbleOptions): Promise<Pebble> {
     directory,
     caBundlePath: ca.certPath,
     caBundle: ca.cert,
+    ca,
     async root() {
       const res = await request(`https://${hp(mgmtPort)}/roots/0`, { dispatcher: agent });
       return res.body.text();
