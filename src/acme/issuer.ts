@@ -48,8 +48,10 @@ export class AcmeOrderError extends EdgeError {
   readonly retryAfterMs: number | null;
   /** The ACME problem type, e.g. "urn:ietf:params:acme:error:rateLimited". */
   readonly problem: string | null;
+  readonly detail: string;
   constructor(detail: string, extra: { retryAfterMs?: number | null; problem?: string | null; cause?: unknown } = {}) {
     super('ACME_ORDER_FAILED', detail, { cause: extra.cause });
+    this.detail = detail;
     this.retryAfterMs = extra.retryAfterMs ?? null;
     this.problem = extra.problem ?? null;
   }
@@ -276,7 +278,7 @@ export class AcmeIssuer implements CertificateIssuer {
       return new AcmeOrderError(`${step}: ${why}`, { cause: err });
     }
     const problem = this.#problem;
-    const message = (err as Error)?.message ?? String(err);
+    const message = err instanceof AcmeOrderError ? err.detail : ((err as Error)?.message ?? String(err));
     if (problem) {
       const type = problem.type ? ` (${problem.type.replace('urn:ietf:params:acme:error:', '')}, HTTP ${problem.status})` : ` (HTTP ${problem.status})`;
       return new AcmeOrderError(`${step}: ${problem.detail || message}${type}`, { retryAfterMs: problem.retryAfterMs, problem: problem.type, cause: err });

@@ -111,6 +111,11 @@ export class Renewer {
     return { name, at: new Date(this.#clock.now()).toISOString(), in_progress: inProgress };
   }
 
+  /** Resolves when no pass is running (tests, after moving a clock). */
+  async whenIdle(): Promise<void> {
+    while (this.#running) await this.#running;
+  }
+
   /** The schedule, per name (for /status and tests). */
   status(): { name: string; at: string; reason: Plan['reason']; failures: number; last_error: string | null; serial: string | null }[] {
     const now = this.#clock.now();
@@ -129,11 +134,14 @@ export class Renewer {
     let plan: Plan;
     const ari = entry.state.ari;
     if (!best) plan = { at: now, reason: 'missing' };
-    else if (ari && entry.stored && ari.serial === entry.stored.serial && best.serial === entry.stored.serial) plan = { at: Date.parse(ari.selected), reason: 'ari' };
+    else if (ari?.selected && entry.stored && ari.serial === entry.stored.serial && best.serial === entry.stored.serial) plan = { at: Date.parse(ari.selected), reason: 'ari' };
     else plan = { at: renewalTime(best.notBefore.getTime(), best.notAfter.getTime()), reason: 'expiring' };
     // A certificate just issued is never re-ordered at once, whatever its dates say.
     const lastSuccess = entry.state.last_success ? Date.parse(entry.state.last_success) : NaN;
-    if (best && Number.isFinite(lastSuccess)) plan.at = Math.max(plan.at, lastSuccess + MIN_REORDER_MS);
+    if (best && Number.isFinite(lastSuccess)) {
+      const lifetime = best.notAfter.getTime() - best.notBefore.getTime();
+      plan.at = Math.max(plan.at, lastSuccess + Math.min(MIN_REORDER_MS, lifetime / 4));
+    }
     // After a failure, the back-off (persisted) holds until the next attempt.
     const retryAt = entry.state.next_attempt ? Date.parse(entry.state.next_attempt) : NaN;
     if (entry.state.failures > 0 && Number.isFinite(retryAt) && retryAt > plan.at) return { at: retryAt, reason: 'retry' };
@@ -175,6 +183,8 @@ export class Renewer {
       const plan = this.plan(entry.name, now)!;
       if (plan.at <= now) await this.#renew(entry, plan);
     }
+    // A certificate just issued gets its renewal window now, not at the next check.
+    await this.#pollRenewalInfo(this.#clock.now());
   }
 
   async #renew(entry: Entry, plan: Plan): Promise<void> {
@@ -242,17 +252,21 @@ export class Renewer {
       }
       if (info === null) continue;
       const sameWindow = ari && ari.serial === stored.serial && Date.parse(ari.start) === info.start && Date.parse(ari.end) === info.end;
-      // A window already past means "renew now" (RFC 9773 4.2).
-      const selected = sameWindow ? Date.parse(ari.selected) : info.end <= now ? now : pickInWindow(Math.max(info.start, now), info.end, this.#random);
+      // A window already past means "renew now" (RFC 9773 4.2), unless it ended before
+      // this certificate existed: that one cannot be meant for it, and following it would
+      // re-order in a loop.
+      const stale = info.end <= stored.notBefore.getTime();
+      const selected = stale ? null : sameWindow && ari.selected ? Date.parse(ari.selected) : info.end <= now ? now : pickInWindow(Math.max(info.start, now), info.end, this.#random);
+      if (stale && !sameWindow) this.#d.log.warn('acme_renewal_window_ignored', { name: entry.name, serial: stored.serial, end: new Date(info.end).toISOString() });
       entry.state.ari = {
         serial: stored.serial,
         start: new Date(info.start).toISOString(),
         end: new Date(info.end).toISOString(),
-        selected: new Date(selected).toISOString(),
+        selected: selected === null ? null : new Date(selected).toISOString(),
         next_poll: new Date(nextAriPoll(now, info.retryAfterMs)).toISOString(),
         explanation_url: info.explanationUrl,
       };
-      if (!sameWindow) {
+      if (!sameWindow && !stale) {
         this.#d.log.info('acme_renewal_window', { name: entry.name, start: entry.state.ari.start, end: entry.state.ari.end, selected: entry.state.ari.selected, explanation_url: info.explanationUrl });
       }
       await this.#persist();

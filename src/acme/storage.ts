@@ -44,8 +44,8 @@ export type AriState = {
   serial: string;
   start: string;
   end: string;
-  /** The random moment inside the window chosen for the renewal. */
-  selected: string;
+  /** The random moment inside the window chosen for the renewal; null: the window is ignored. */
+  selected: string | null;
   /** When to ask again (the server's Retry-After). */
   next_poll: string;
   explanation_url: string | null;

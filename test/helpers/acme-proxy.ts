@@ -21,8 +21,8 @@ export type AcmeProxy = {
   orders: Record<string, unknown>[];
   /** certIDs asked of renewalInfo, in order. */
   renewalInfoAsked: string[];
-  /** Answer for the next requests whose path ends with `suffix` (e.g. "/order-plz"); null to stop. */
-  override(suffix: string, answer: Override | null, times?: number): void;
+  /** Answer for the next requests whose path contains `fragment` (e.g. "/order-plz"); null to stop. */
+  override(fragment: string, answer: Override | null, times?: number): void;
   /** The window served for every certID; null: 404. */
   setWindow(window: { start: Date; end: Date; retryAfterSeconds?: number } | null): void;
   close(): Promise<void>;
@@ -51,7 +51,7 @@ export async function startAcmeProxy(options: {
     const path = req.url ?? '/';
     try {
       for (const [suffix, o] of overrides) {
-        if (!path.endsWith(suffix)) continue;
+        if (!path.includes(suffix)) continue;
         if (--o.times <= 0) overrides.delete(suffix);
         const text = o.answer.body === undefined ? '' : JSON.stringify(o.answer.body);
         res.writeHead(o.answer.status, { 'content-type': 'application/problem+json', ...o.answer.headers });
