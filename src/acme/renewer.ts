@@ -142,9 +142,10 @@ export class Renewer {
       const lifetime = best.notAfter.getTime() - best.notBefore.getTime();
       plan.at = Math.max(plan.at, lastSuccess + Math.min(MIN_REORDER_MS, lifetime / 4));
     }
-    // After a failure, the back-off (persisted) holds until the next attempt.
+    // After a failure (a forced renewal's too) attempts go on at the back-off's pace, which
+    // was persisted, until one succeeds.
     const retryAt = entry.state.next_attempt ? Date.parse(entry.state.next_attempt) : NaN;
-    if (entry.state.failures > 0 && Number.isFinite(retryAt) && retryAt > plan.at) return { at: retryAt, reason: 'retry' };
+    if (entry.state.failures > 0 && Number.isFinite(retryAt)) return { at: retryAt, reason: 'retry' };
     return plan;
   }
 

@@ -243,6 +243,17 @@ test('renewNow forces an order; an unknown name is refused', async (t) => {
   assert.equal(l.issuer.calls.length, 2);
   assert.notEqual(acmeSerial(l.sink), before);
   assert.equal(renewer.renewNow('other.test'), null);
+
+  // A forced renewal that fails goes on at the back-off's pace until it succeeds, though
+  // the certificate serving is not due.
+  l.issuer.failures.push(new AcmeOrderError('challenge: peer down'));
+  const t1 = l.clock.now();
+  renewer.renewNow('opam.test');
+  await renewer.whenIdle();
+  assert.equal(renewer.plan('opam.test', l.clock.now())?.reason, 'retry');
+  await l.clock.advanceTo(t1 + 2 * MINUTE, () => renewer.whenIdle());
+  assert.deepEqual(l.issuer.calls.slice(2).map((c) => c.at - t1), [0, MINUTE]);
+  assert.equal(renewer.plan('opam.test', l.clock.now())?.reason, 'expiring');
 });
 
 // --- for real, against Pebble ---------------------------------------------------------

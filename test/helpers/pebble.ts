@@ -73,10 +73,10 @@ export type ChallTestSrv = {
   stop(): Promise<void>;
 };
 
-export async function startChallTestSrv(options: { host?: string; wrap?: string[] } = {}): Promise<ChallTestSrv> {
+export async function startChallTestSrv(options: { host?: string; wrap?: string[]; dnsPort?: number; mgmtPort?: number } = {}): Promise<ChallTestSrv> {
   const host = options.host ?? '127.0.0.1';
-  const dnsPort = await freePort(host);
-  const mgmtPort = await freePort(host);
+  const dnsPort = options.dnsPort ?? (await freePort(host));
+  const mgmtPort = options.mgmtPort ?? (await freePort(host));
   const hp = (p: number) => (host.includes(':') ? `[${host}]:${p}` : `${host}:${p}`);
   const m = launch(
     ['pebble-challtestsrv', '-dns01', hp(dnsPort), '-http01', '', '-https01', '', '-tlsalpn01', '', '-management', hp(mgmtPort), '-defaultIPv4', '', '-defaultIPv6', ''],
@@ -117,6 +117,9 @@ export type PebbleOptions = {
   /** Address to listen on (also put in its certificate). */
   host?: string;
   wrap?: string[];
+  /** Fixed ports (in a fresh network namespace); default: free ones on `host`. */
+  port?: number;
+  mgmtPort?: number;
 };
 
 export type Pebble = {
@@ -141,8 +144,8 @@ export async function startPebble(options: PebbleOptions): Promise<Pebble> {
   const ca = await makeCA(options.dir, 'Pebble TLS test CA');
   const names = ['localhost', host];
   const tlsCert = await makeCert({ names, dir: options.dir, stem: 'pebble-tls', ca });
-  const port = await freePort(host);
-  const mgmtPort = await freePort(host);
+  const port = options.port ?? (await freePort(host));
+  const mgmtPort = options.mgmtPort ?? (await freePort(host));
   const hp = (p: number) => (host.includes(':') ? `[${host}]:${p}` : `${host}:${p}`);
   const configPath = join(options.dir, 'pebble-config.json');
   writeFileSync(
