@@ -82,7 +82,12 @@ export class Renewer {
     const persisted = await this.#d.storage.loadState();
     for (const name of this.#d.names) {
       const stored = await this.#d.storage.loadCertificate(name);
-      if (stored) this.#serve(stored);
+      if (stored) {
+        const refused = this.#serve(stored).refused[0];
+        const fields = { name, serial: stored.serial, not_after: stored.notAfter.toISOString(), days_left: daysLeft(stored, this.#clock.now()), version: stored.version };
+        if (refused) this.#d.log.warn('acme_certificate_refused', { ...fields, reason: refused.reason });
+        else this.#d.log.info('acme_certificate_loaded', fields);
+      }
       this.#entries.set(name, { name, state: persisted.names[name] ?? emptyNameState(), stored, forced: false, announced: null });
     }
     if (this.#stopped) return;
@@ -200,7 +205,7 @@ export class Renewer {
       const issued = await this.#d.issuer.issue(name, { replaces, signal: this.#abort.signal });
       const stored = await this.#d.storage.saveCertificate(name, issued.cert, issued.key);
       const result = this.#serve(stored);
-      if (result && result.refused.length > 0) throw new Error(`the certificate store refused it: ${result.refused[0]!.reason}`);
+      if (result.refused.length > 0) throw new Error(`the certificate store refused it: ${result.refused[0]!.reason}`);
       entry.stored = stored;
       entry.state = { ...emptyNameState(), last_attempt: entry.state.last_attempt, last_success: new Date(this.#clock.now()).toISOString() };
       this.#d.log.info('acme_certificate_issued', {
@@ -208,7 +213,7 @@ export class Renewer {
         serial: stored.serial,
         not_before: stored.notBefore.toISOString(),
         not_after: stored.notAfter.toISOString(),
-        days_left: Math.round(((stored.notAfter.getTime() - this.#clock.now()) / DAY) * 10) / 10,
+        days_left: daysLeft(stored, this.#clock.now()),
         version: stored.version,
       });
     } catch (err) {
@@ -319,6 +324,10 @@ export function bestCertificate(certs: readonly CertInfo[], name: string, now: n
     if (!best || cert.notAfter > best.notAfter) best = cert;
   }
   return best;
+}
+
+function daysLeft(stored: StoredCertificate, now: number): number {
+  return Math.round(((stored.notAfter.getTime() - now) / DAY) * 10) / 10;
 }
 
 function safeCertId(pem: string): string | null {

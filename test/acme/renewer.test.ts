@@ -195,6 +195,7 @@ test('stored certificates serve at start before anything is ordered; a certbot c
   const renewer = await l.start();
   assert.equal(l.issuer.calls.length, 0, 'nothing ordered');
   assert.equal(acmeSerial(l.sink), stored.serial);
+  assert.deepEqual(l.log.named('acme_certificate_loaded').map((e) => [e.name, e.serial, e.days_left]), [['opam.test', stored.serial, 89]]);
   const plan = renewer.plan('www.opam.test', l.clock.now())!;
   assert.equal(plan.at, renewalTime(certbot.x509.notBefore.getTime(), certbot.x509.notAfter.getTime()));
   // When the adopted certificate comes due, the loop orders its own.
