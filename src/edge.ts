@@ -18,6 +18,10 @@ import { CertStore } from './tls/cert-store.ts';
 import { CertificateFiles } from './tls/cert-files.ts';
 import { EdgeError } from './errors.ts';
 import { Upstreams } from './upstream/upstreams.ts';
+import { AcmeManager } from './acme/manager.ts';
+import type { AcmeDeps } from './acme/manager.ts';
+import { createAdminHandler, renewRoute } from './admin.ts';
+import type { AdminRoute } from './admin.ts';
 import { createGateway, siteRoutes } from './http/gateway.ts';
 import type { Gateway, GatewayState, RequestMetrics } from './http/gateway.ts';
 
@@ -42,6 +46,8 @@ export type EdgeDeps = {
   certWatchIntervalMs?: number;
   /** How long each challenge peer may take (default 5 s, SPEC 3.1); tests shorten it. */
   peerTimeoutMs?: number;
+  /** Tests: a clock and shorter ACME timeouts. */
+  acme?: Pick<AcmeDeps, 'clock' | 'issuerOptions'>;
   /** Called once per https request (metrics). */
   onRequest?: (m: RequestMetrics) => void;
 };
@@ -60,16 +66,20 @@ export class Edge {
    */
   readonly gateway: Gateway;
   readonly #log: EventLog;
+  readonly #deps: EdgeDeps;
   readonly #connections = new ConnectionTracker();
   readonly #sessions = new Http2Sessions();
   readonly #http: ListenerGroup<HttpServer>;
   readonly #https: ListenerGroup<TlsServer>;
+  readonly #admin: ListenerGroup<HttpServer>;
+  #acme: AcmeManager | null = null;
   #tlsClientErrors = 0;
   #state: State;
   #stopped: Promise<void> | null = null;
 
   private constructor(config: Config, deps: EdgeDeps) {
     this.#log = deps.log;
+    this.#deps = deps;
     this.challenges = deps.challenges ?? new ChallengeStore();
     this.peers = new PeerForwarder(deps.log, deps.peerTimeoutMs);
     this.peers.setPeers(config.challenges.peers);
@@ -110,6 +120,13 @@ export class Edge {
         onTlsClientError: () => this.#tlsClientErrors++,
       }),
     );
+    const handleAdmin = createAdminHandler(() => this.#adminRoutes(), deps.log);
+    this.#admin = new ListenerGroup('admin', deps.log, () => {
+      const server = createServer(serverOptions(this.#state.config.limits), handleAdmin);
+      server.on('clientError', onClientError);
+      this.#connections.track(server);
+      return server;
+    });
   }
 
   /** Binds every listener. On failure, whatever was started is stopped and the error thrown. */
@@ -127,7 +144,11 @@ export class Edge {
       edge.#state = edge.#stateFor(config, edge.#state.accessLog, false);
       await (await edge.#http.sync(config.listen.http))();
       await (await edge.#https.sync(config.listen.https))();
+      await (await edge.#admin.sync(config.admin ? [config.admin] : []))();
       edge.#certFiles.start();
+      // After the http listener is up (orders at start need it for HTTP-01) and after the
+      // certificate files are loaded (a valid certbot certificate is adopted, not re-ordered).
+      if (config.acme) edge.#acme = await edge.#startAcme(config);
     } catch (err) {
       await edge.stop(0);
       throw err;
@@ -141,13 +162,51 @@ export class Edge {
   }
 
   /** Bound addresses by role, e.g. { http: ["[::]:80"], https: ["[::]:443"] }; with port 0 the kernel's port. */
-  get addresses(): { http: string[]; https: string[] } {
-    return { http: this.#http.listeners.map((l) => l.bound), https: this.#https.listeners.map((l) => l.bound) };
+  get addresses(): { http: string[]; https: string[]; admin: string[] } {
+    return {
+      http: this.#http.listeners.map((l) => l.bound),
+      https: this.#https.listeners.map((l) => l.bound),
+      admin: this.#admin.listeners.map((l) => l.bound),
+    };
   }
 
   /** Ports actually bound, in config order (tests listen on port 0). */
-  get ports(): { http: number[]; https: number[] } {
-    return { http: this.#http.listeners.map((l) => l.port), https: this.#https.listeners.map((l) => l.port) };
+  get ports(): { http: number[]; https: number[]; admin: number[] } {
+    return {
+      http: this.#http.listeners.map((l) => l.port),
+      https: this.#https.listeners.map((l) => l.port),
+      admin: this.#admin.listeners.map((l) => l.port),
+    };
+  }
+
+  /** Built-in ACME, when `acme` is set. */
+  get acme(): AcmeManager | null {
+    return this.#acme;
+  }
+
+  #adminRoutes(): AdminRoute[] {
+    const routes: AdminRoute[] = [];
+    const acme = this.#acme;
+    if (acme) routes.push(renewRoute((name) => acme.renewer.renewNow(name)));
+    return routes;
+  }
+
+  #startAcme(config: Config): Promise<AcmeManager> {
+    return AcmeManager.start(config, { sink: this.certificates, challenges: this.challenges, log: this.#log, ...this.#deps.acme });
+  }
+
+  /** ACME settings changed: the old loop stops, a new one starts from the stored state. */
+  async #reloadAcme(config: Config): Promise<void> {
+    if (this.#acme?.matches(config) || (!this.#acme && !config.acme)) return;
+    const previous = this.#acme;
+    this.#acme = null;
+    await previous?.stop();
+    if (!config.acme) return;
+    try {
+      this.#acme = await this.#startAcme(config);
+    } catch (err) {
+      this.#log.error('acme_start_failed', { code: 'ACME_START_FAILED', reason: (err as Error).message });
+    }
   }
 
   /** TLS handshakes that failed (bad versions, scanners, unknown names with reject). */
@@ -169,10 +228,17 @@ export class Edge {
     const accessLog = sameLog ? previous.accessLog : createAccessLog(config.access_log, config.access_log_format, this.#log);
     let closeRemovedHttp: () => Promise<void>;
     let closeRemovedHttps: () => Promise<void>;
+    let closeRemovedAdmin: () => Promise<void>;
     try {
       closeRemovedHttp = await this.#http.sync(config.listen.http);
       try {
         closeRemovedHttps = await this.#https.sync(config.listen.https);
+        try {
+          closeRemovedAdmin = await this.#admin.sync(config.admin ? [config.admin] : []);
+        } catch (err) {
+          await (await this.#https.sync(previous.config.listen.https))();
+          throw err;
+        }
       } catch (err) {
         // Unbind the http addresses this reload added: the running config stays whole.
         await (await this.#http.sync(previous.config.listen.http))();
@@ -195,6 +261,8 @@ export class Edge {
     if (problems.length > 0) this.#log.warn('reload_certificate_problems', { problems });
     await closeRemovedHttp();
     await closeRemovedHttps();
+    await closeRemovedAdmin();
+    await this.#reloadAcme(config);
     await retireUpstreams();
     if (accessLog !== previous.accessLog) await previous.accessLog.close();
     else accessLog.reopen();
@@ -231,12 +299,15 @@ export class Edge {
     const deadline = Date.now() + graceMs;
     this.#state = { ...this.#state, stopping: true };
     this.#log.info('stopping', { connections: this.#connections.size, grace_ms: graceMs });
-    await Promise.all([this.#http.stopAccepting(), this.#https.stopAccepting()]);
+    const acme = this.#acme;
+    this.#acme = null;
+    await acme?.stop();
+    await Promise.all([this.#http.stopAccepting(), this.#https.stopAccepting(), this.#admin.stopAccepting()]);
     this.#certFiles.stop();
     // HTTP/2: GOAWAY, so clients open no new streams and the open ones finish.
     this.#sessions.goaway();
     const closeIdle = () => {
-      for (const { server } of this.#http.listeners) server.closeIdleConnections();
+      for (const { server } of [...this.#http.listeners, ...this.#admin.listeners]) server.closeIdleConnections();
       for (const { server } of this.#https.listeners) closeIdleConnections(server);
     };
     closeIdle();

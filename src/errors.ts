@@ -39,6 +39,9 @@ export const ERRORS = {
   RESOLVE_FAILED: { status: 0, message: 'an upstream name did not resolve' },
   REQUEST_FAILED: { status: 0, message: 'a request handler failed unexpectedly (the process carries on)' },
   ACME_ORDER_FAILED: { status: 0, message: 'an ACME order failed' },
+  ACME_STORAGE_FAILED: { status: 0, message: 'ACME storage could not be read or written' },
+  ACME_RENEWAL_INFO_FAILED: { status: 0, message: 'the ACME renewal information could not be fetched' },
+  ACME_START_FAILED: { status: 0, message: 'built-in ACME could not start' },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -1,0 +1,107 @@
+// Managed mode: when `acme` is set, the storage, the issuer and the renewal loop are built
+// from the config and run until stop(). It needs only a CertificateSink and the node's
+// ChallengeStore, so it can live in the process that serves requests or in a primary
+// that broadcasts both to its workers.
+
+import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import type { Config } from '../config.ts';
+import { EdgeError } from '../errors.ts';
+import type { EventLog } from '../log.ts';
+import type { CertificateSink } from '../tls/certificate.ts';
+import type { ChallengeStore } from './challenges.ts';
+import { AcmeIssuer } from './issuer.ts';
+import type { AcmeIssuerOptions, CertificateIssuer } from './issuer.ts';
+import { Renewer } from './renewer.ts';
+import type { Clock } from './renewer.ts';
+import { AcmeStorage } from './storage.ts';
+
+export type AcmeDeps = {
+  sink: CertificateSink;
+  challenges: ChallengeStore;
+  log: EventLog;
+  clock?: Clock;
+  /** Tests: shorter polls and timeouts. */
+  issuerOptions?: Partial<Pick<AcmeIssuerOptions, 'orderTimeoutMs' | 'requestTimeoutMs' | 'poll'>>;
+};
+
+/** `acme.names`, or every exact (non-wildcard, non-IP) host of every site. */
+export function acmeNames(config: Config): string[] {
+  if (config.acme?.names) return [...config.acme.names];
+  const names = config.sites.flatMap((s) => s.hosts).filter((h) => !h.startsWith('*.') && !h.startsWith('[') && isIP(h) === 0);
+  return [...new Set(names)];
+}
+
+/** What a reload must compare: a change restarts ACME; anything else leaves it running. */
+function settingsKey(config: Config): string {
+  return JSON.stringify({ acme: config.acme, names: acmeNames(config) });
+}
+
+export class AcmeManager {
+  readonly storage: AcmeStorage;
+  readonly issuer: CertificateIssuer;
+  readonly renewer: Renewer;
+  readonly #key: string;
+
+  private constructor(key: string, storage: AcmeStorage, issuer: CertificateIssuer, renewer: Renewer) {
+    this.#key = key;
+    this.storage = storage;
+    this.issuer = issuer;
+    this.renewer = renewer;
+  }
+
+  /**
+   * Loads stored certificates into the sink, then starts the loop (names without a valid
+   * certificate are ordered in the background: the http listener must already be up).
+   */
+  static async start(config: Config, deps: AcmeDeps): Promise<AcmeManager> {
+    const acme = config.acme;
+    if (!acme) throw new EdgeError('ACME_START_FAILED', 'no acme section');
+    let caBundle: string | null = null;
+    if (acme.ca_bundle) {
+      try {
+        caBundle = await readFile(acme.ca_bundle, 'utf8');
+      } catch (err) {
+        throw new EdgeError('ACME_START_FAILED', `acme.ca_bundle: cannot read ${acme.ca_bundle} (${(err as NodeJS.ErrnoException).code ?? err})`, { cause: err });
+      }
+    }
+    const storage = new AcmeStorage(acme.storage, deps.log);
+    try {
+      await storage.init();
+    } catch (err) {
+      throw new EdgeError('ACME_START_FAILED', `acme.storage: cannot use ${acme.storage} (${(err as NodeJS.ErrnoException).code ?? err})`, { cause: err });
+    }
+    const issuer = new AcmeIssuer({
+      directory: acme.directory,
+      email: acme.email,
+      keyType: acme.key_type,
+      profile: acme.profile,
+      caBundle,
+      storage,
+      challenges: deps.challenges,
+      log: deps.log,
+      ...deps.issuerOptions,
+    });
+    const names = acmeNames(config);
+    const renewer = new Renewer({ names, issuer, storage, sink: deps.sink, log: deps.log, clock: deps.clock });
+    const manager = new AcmeManager(settingsKey(config), storage, issuer, renewer);
+    try {
+      await renewer.start();
+    } catch (err) {
+      await manager.stop();
+      throw new EdgeError('ACME_START_FAILED', (err as Error).message, { cause: err });
+    }
+    deps.log.info('acme_started', { directory: acme.directory, storage: acme.storage, names, key_type: acme.key_type, profile: acme.profile });
+    return manager;
+  }
+
+  /** True when `config` would run ACME exactly as this manager does. */
+  matches(config: Config): boolean {
+    return config.acme !== null && settingsKey(config) === this.#key;
+  }
+
+  async stop(): Promise<void> {
+    await this.renewer.stop();
+    await this.issuer.close();
+  }
+}

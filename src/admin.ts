@@ -1,0 +1,68 @@
+// The admin listener (config `admin: "127.0.0.1:9145"`): a small table of routes, each a
+// path (exact, or a prefix whose rest is the route's parameter) and a handler per method.
+// Unknown path: 404; known path, other method: 405 with Allow. Bind it to loopback or a
+// private address: it has no authentication, like nginx's stub_status.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { EventLog } from './log.ts';
+
+export type AdminHandler = (req: IncomingMessage, res: ServerResponse, param: string) => void | Promise<void>;
+
+export type AdminRoute = {
+  /** "/healthz" (exact) or "/renew/" with `prefix: true` (the rest is `param`). */
+  path: string;
+  prefix?: boolean;
+  methods: Readonly<Partial<Record<'GET' | 'HEAD' | 'POST', AdminHandler>>>;
+};
+
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = `${JSON.stringify(body)}\n`;
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', ...headers });
+  res.end(res.req.method === 'HEAD' ? undefined : text);
+}
+
+/** The request handler of the admin servers; `routes` is read per request (swapped on reload). */
+export function createAdminHandler(routes: () => readonly AdminRoute[], log: EventLog) {
+  return function handleAdmin(req: IncomingMessage, res: ServerResponse): void {
+    const url = req.url ?? '/';
+    const query = url.indexOf('?');
+    const path = query < 0 ? url : url.slice(0, query);
+    let route: AdminRoute | undefined;
+    let param = '';
+    for (const r of routes()) {
+      if (r.prefix ? path.startsWith(r.path) && path.length > r.path.length : path === r.path) {
+        route = r;
+        param = r.prefix ? path.slice(r.path.length) : '';
+        break;
+      }
+    }
+    if (!route) return sendJson(res, 404, { error: 'not found' });
+    const handler = route.methods[req.method as keyof AdminRoute['methods']];
+    if (!handler) return sendJson(res, 405, { error: 'method not allowed' }, { allow: Object.keys(route.methods).join(', ') });
+    // Request bodies are not used by any route; reading them lets keep-alive go on.
+    req.resume();
+    Promise.resolve()
+      .then(() => handler(req, res, param))
+      .catch((err) => {
+        log.error('admin_error', { path, reason: (err as Error)?.message ?? String(err) });
+        if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
+        else res.destroy();
+      });
+  };
+}
+
+/** POST /renew/NAME: the renewal loop orders NAME now. */
+export function renewRoute(renewNow: (name: string) => { name: string; at: string; in_progress: boolean } | null): AdminRoute {
+  return {
+    path: '/renew/',
+    prefix: true,
+    methods: {
+      POST: (_req, res, param) => {
+        const name = param.toLowerCase();
+        const scheduled = /^[a-z0-9_.-]{1,253}$/.test(name) ? renewNow(name) : null;
+        if (!scheduled) return sendJson(res, 404, { error: `no certificate is managed for "${param}"` });
+        sendJson(res, 202, { accepted: true, ...scheduled });
+      },
+    },
+  };
+}

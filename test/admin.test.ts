@@ -1,0 +1,132 @@
+// The admin listener and the ACME wiring of the Edge: names ordered at start, stored
+// certificates served before anything is ordered, POST /renew/NAME, reload.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { validateConfig } from '../src/config.ts';
+import type { Config } from '../src/config.ts';
+import { Edge } from '../src/edge.ts';
+import { createAdminHandler, renewRoute, sendJson } from '../src/admin.ts';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { memoryLog } from './helpers/events.ts';
+import { tempDir } from './helpers/edge-process.ts';
+import { freePort, requireTools, startChallTestSrv, startPebble } from './helpers/pebble.ts';
+
+function config(raw: Record<string, unknown>): Config {
+  const result = validateConfig(raw, 'admin-test');
+  if (!result.ok) throw new Error(result.errors.join('\n'));
+  return result.config;
+}
+
+test('admin routes: a table of paths and methods; 404 and 405 with Allow', async (t) => {
+  const calls: string[] = [];
+  const handler = createAdminHandler(
+    () => [
+      renewRoute((name) => (name === 'opam.test' ? { name, at: '2030-01-01T00:00:00.000Z', in_progress: false } : null)),
+      { path: '/healthz', methods: { GET: (_req, res) => sendJson(res, 200, { ok: true }), HEAD: (_req, res) => sendJson(res, 200, { ok: true }) } },
+      { path: '/boom', methods: { GET: () => { calls.push('boom'); throw new Error('broken route'); } } },
+    ],
+    memoryLog(),
+  );
+  const server = createServer(handler);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const go = async (method: string, path: string) => {
+    const res = await request(`${base}${path}`, { method: method as 'GET' });
+    return { status: res.statusCode, headers: res.headers, body: await res.body.text() };
+  };
+  const accepted = await go('POST', '/renew/OPAM.test');
+  assert.equal(accepted.status, 202);
+  assert.deepEqual(JSON.parse(accepted.body), { accepted: true, name: 'opam.test', at: '2030-01-01T00:00:00.000Z', in_progress: false });
+  assert.equal((await go('POST', '/renew/other.test')).status, 404);
+  assert.equal((await go('POST', '/renew/../etc')).status, 404);
+  assert.equal((await go('POST', '/renew/')).status, 404);
+  const wrong = await go('GET', '/renew/opam.test');
+  assert.equal(wrong.status, 405);
+  assert.equal(wrong.headers.allow, 'POST');
+  assert.equal((await go('GET', '/healthz?x=1')).status, 200);
+  assert.equal((await go('DELETE', '/healthz')).headers.allow, 'GET, HEAD');
+  assert.equal((await go('GET', '/nope')).status, 404);
+  assert.equal((await go('GET', '/boom')).status, 500);
+  assert.deepEqual(calls, ['boom']);
+});
+
+test('an unreachable ACME directory does not stop the start: the edge serves and the order backs off', async (t) => {
+  const dir = tempDir();
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const c = config({
+    listen: { http: ['127.0.0.1:0'], https: [] },
+    access_log: 'off',
+    acme: { directory: 'https://127.0.0.1:1/dir', storage: join(dir, 'storage') },
+    sites: [{ hosts: ['opam.test'], upstream: 'http://127.0.0.1:9' }],
+  });
+  const log = memoryLog();
+  const edge = await Edge.start(c, { log });
+  t.after(() => edge.stop(0));
+  const failed = await log.waitFor((e) => e.event === 'acme_order_failed' && e.name === 'opam.test');
+  assert.ok(failed.next_attempt, 'a next attempt is scheduled');
+  const res = await request(`http://127.0.0.1:${edge.ports.http[0]}/`, { headers: { host: 'opam.test' } });
+  await res.body.text();
+  assert.equal(res.statusCode, 301);
+});
+
+test('edge with acme: names ordered at start, POST /renew/NAME renews, restart serves stored certificates, reload', { timeout: 90_000 }, async (t) => {
+  if (!requireTools(t, ['pebble', 'pebble-challtestsrv'])) return;
+  const dir = tempDir('opam-edge-admin-');
+  const cleanups: (() => Promise<void> | void)[] = [() => rmSync(dir, { recursive: true, force: true })];
+  t.after(async () => {
+    for (const c of cleanups.reverse()) await c();
+  });
+  const httpPort = await freePort();
+  const dns = await startChallTestSrv();
+  cleanups.push(() => dns.stop());
+  for (const name of ['opam.test', 'www.opam.test']) await dns.addA(name, ['127.0.0.1']);
+  const pebble = await startPebble({ dir, httpPort, dnsServer: dns.dns });
+  cleanups.push(() => pebble.stop());
+  const raw = {
+    listen: { http: [`127.0.0.1:${httpPort}`], https: [] },
+    admin: '127.0.0.1:0',
+    access_log: 'off',
+    acme: { directory: pebble.directory, ca_bundle: pebble.caBundlePath, storage: join(dir, 'storage'), email: 'ops@example.org' },
+    sites: [{ hosts: ['opam.test', 'www.opam.test', '*.wild.test', '127.0.0.1'], upstream: 'http://127.0.0.1:9' }],
+  };
+  const acmeDeps = { issuerOptions: { poll: { attempts: 20, minMs: 100, maxMs: 500 } } };
+  const log = memoryLog();
+  let edge = await Edge.start(config(raw), { log, acme: acmeDeps });
+  const acmeSerial = (name: string) => edge.certificates.certificates().find((c) => c.source === 'acme' && c.names.includes(name))?.serial;
+  cleanups.push(() => edge.stop(0));
+  await log.waitFor((e) => e.event === 'acme_certificate_issued' && e.name === 'opam.test');
+  await log.waitFor((e) => e.event === 'acme_certificate_issued' && e.name === 'www.opam.test');
+  assert.deepEqual(log.named('acme_started')[0]?.names, ['opam.test', 'www.opam.test'], 'every exact host; no wildcard, no IP');
+  const first = acmeSerial('opam.test');
+
+  const admin = `http://127.0.0.1:${edge.ports.admin[0]}`;
+  const res = await request(`${admin}/renew/opam.test`, { method: 'POST' });
+  assert.equal(res.statusCode, 202);
+  const body = (await res.body.json()) as { name: string; at: string };
+  assert.equal(body.name, 'opam.test');
+  const renewed = await log.waitFor((e) => e.event === 'acme_certificate_issued' && e.name === 'opam.test' && e.serial !== first);
+  assert.equal(acmeSerial('opam.test'), renewed.serial);
+
+  // A SIGHUP-style reload with the same acme settings keeps the loop; other settings restart it.
+  const running = edge.acme;
+  await edge.reload(config({ ...raw, access_log_format: 'json' }));
+  assert.equal(edge.acme, running);
+  await edge.reload(config({ ...raw, acme: { ...raw.acme, names: ['opam.test'] } }));
+  assert.notEqual(edge.acme, running);
+  assert.deepEqual(edge.acme?.renewer.status().map((s) => s.name), ['opam.test']);
+
+  // Restart: the stored certificates serve at once and nothing is ordered.
+  await edge.stop(0);
+  const log2 = memoryLog();
+  edge = await Edge.start(config(raw), { log: log2, acme: acmeDeps });
+  await edge.acme!.renewer.whenIdle();
+  assert.equal(log2.named('acme_order_started').length, 0);
+  assert.equal(acmeSerial('opam.test'), renewed.serial);
+  assert.ok(acmeSerial('www.opam.test'));
+  assert.equal((await request(`http://127.0.0.1:${edge.ports.admin[0]}/renew/unknown.test`, { method: 'POST' })).statusCode, 404);
+});
