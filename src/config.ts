@@ -342,12 +342,14 @@ function deepFreeze<T>(value: T): T {
 }
 
 /** Reads and validates a config file. A missing or unreadable file is one error. */
-export async function loadConfigFile(path: string): Promise<ConfigResult> {
+export async function loadConfigFile(path: string): Promise<ConfigResult & { text?: string }> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
     return { ok: false, errors: [`${path}: cannot read the config file (${(err as NodeJS.ErrnoException).code ?? String(err)})`] };
   }
-  return parseConfig(text, path);
+  const result = parseConfig(text, path);
+  // The text goes with a valid config: cluster workers parse the very same bytes.
+  return result.ok ? { ...result, text } : result;
 }

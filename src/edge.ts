@@ -16,6 +16,7 @@ import { applyLimits, ConnectionTracker, ListenerGroup, onClientError, onConnect
 import { applySecureLimits, closeIdleConnections, createSecureListener, Http2Sessions } from './http/secure.ts';
 import { CertStore } from './tls/cert-store.ts';
 import { CertificateFiles } from './tls/cert-files.ts';
+import type { CertificateSink, CertSourceUpdate } from './tls/certificate.ts';
 import { EdgeError } from './errors.ts';
 import { Upstreams } from './upstream/upstreams.ts';
 import { AcmeManager } from './acme/manager.ts';
@@ -46,6 +47,17 @@ export type EdgeDeps = {
   certWatchIntervalMs?: number;
   /** How long each challenge peer may take (default 5 s, SPEC 3.1); tests shorten it. */
   peerTimeoutMs?: number;
+  /**
+   * false: ACME waits for startAcme() (a cluster primary starts it once its workers serve
+   * port 80) or never runs here (workers: the primary owns it).
+   */
+  startAcme?: boolean;
+  /** Every certificate ACME hands to this edge's store (a primary passes them to workers). */
+  onAcmeCertificates?: (update: CertSourceUpdate) => void;
+  /** Certificates to serve before any listener is bound (a worker's copy of the primary's). */
+  initialCertificates?: readonly CertSourceUpdate[];
+  /** Bind with SO_REUSEPORT, each process its own socket (cluster workers; port 0 excepted). */
+  reusePort?: boolean;
   /** Tests: a clock and shorter ACME timeouts. */
   acme?: Pick<AcmeDeps, 'clock' | 'issuerOptions'>;
   /** Called once per https request (metrics). */
@@ -73,6 +85,7 @@ export class Edge {
   readonly #https: ListenerGroup<TlsServer>;
   readonly #admin: ListenerGroup<HttpServer>;
   #acme: AcmeManager | null = null;
+  #acmeEnabled = false;
   #tlsClientErrors = 0;
   #state: State;
   #stopped: Promise<void> | null = null;
@@ -95,7 +108,8 @@ export class Edge {
       accessLog: () => this.#state.accessLog,
       onChallenge: deps.onChallenge,
     });
-    this.#http = new ListenerGroup('http', deps.log, () => {
+    const listen = { reusePort: deps.reusePort ?? false };
+    this.#http = new ListenerGroup('http', deps.log, listen, () => {
       const server = createServer(serverOptions(this.#state.config.limits), handlePlain);
       applyLimits(server, this.#state.config.limits);
       server.on('clientError', onClientError);
@@ -106,7 +120,7 @@ export class Edge {
 
     this.certificates = new CertStore({ unknownSni: config.tls.unknown_sni, ticketKeys: deps.ticketKeys, log: deps.log });
     this.#certFiles = new CertificateFiles({ store: this.certificates, log: deps.log, intervalMs: deps.certWatchIntervalMs });
-    this.#https = new ListenerGroup('https', deps.log, () =>
+    this.#https = new ListenerGroup('https', deps.log, listen, () =>
       createSecureListener({
         store: this.certificates,
         http2: this.#state.config.tls.http2,
@@ -121,7 +135,7 @@ export class Edge {
       }),
     );
     const handleAdmin = createAdminHandler(() => this.#adminRoutes(), deps.log);
-    this.#admin = new ListenerGroup('admin', deps.log, () => {
+    this.#admin = new ListenerGroup('admin', deps.log, { reusePort: false }, () => {
       const server = createServer(serverOptions(this.#state.config.limits), handleAdmin);
       server.on('clientError', onClientError);
       this.#connections.track(server);
@@ -136,6 +150,7 @@ export class Edge {
       // A configured certificate that does not load stops the start before any port is bound.
       const problems = await edge.#certFiles.load(config.tls);
       if (problems.length > 0) throw new EdgeError('CERT_INVALID', problems.join('; '));
+      for (const { id, source, pairs } of deps.initialCertificates ?? []) edge.certificates.setSource(id, source, pairs);
       if (config.listen.https.length > 0 && config.acme === null && edge.certificates.certificates().length === 0) {
         deps.log.warn('https_without_certificates', { message: 'no tls.certificates, tls.certbot or acme: every TLS handshake will fail' });
       }
@@ -148,7 +163,7 @@ export class Edge {
       edge.#certFiles.start();
       // After the http listener is up (orders at start need it for HTTP-01) and after the
       // certificate files are loaded (a valid certbot certificate is adopted, not re-ordered).
-      if (config.acme) edge.#acme = await edge.#startAcme(config);
+      if (deps.startAcme !== false) await edge.startAcme();
     } catch (err) {
       await edge.stop(0);
       throw err;
@@ -191,12 +206,35 @@ export class Edge {
     return routes;
   }
 
+  /**
+   * Starts built-in ACME when `acme` is set (Edge.start does it unless deps.startAcme is
+   * false). The http listeners of the node must answer port 80 by then.
+   */
+  async startAcme(): Promise<void> {
+    this.#acmeEnabled = true;
+    const config = this.#state.config;
+    if (config.acme && !this.#acme && !this.#state.stopping) this.#acme = await this.#startAcme(config);
+  }
+
   #startAcme(config: Config): Promise<AcmeManager> {
-    return AcmeManager.start(config, { sink: this.certificates, challenges: this.challenges, log: this.#log, ...this.#deps.acme });
+    const forward = this.#deps.onAcmeCertificates;
+    const store = this.certificates;
+    const sink: CertificateSink = forward
+      ? {
+          setSource(id, source, pairs) {
+            const result = store.setSource(id, source, pairs);
+            forward({ id, source, pairs });
+            return result;
+          },
+          certificates: () => store.certificates(),
+        }
+      : store;
+    return AcmeManager.start(config, { sink, challenges: this.challenges, log: this.#log, ...this.#deps.acme });
   }
 
   /** ACME settings changed: the old loop stops, a new one starts from the stored state. */
   async #reloadAcme(config: Config): Promise<void> {
+    if (!this.#acmeEnabled) return;
     if (this.#acme?.matches(config) || (!this.#acme && !config.acme)) return;
     const previous = this.#acme;
     this.#acme = null;

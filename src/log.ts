@@ -4,7 +4,8 @@
 // never waits on a write; disabled, it costs one boolean check.
 
 import { pino } from 'pino';
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
+import { LineWriter } from './line-writer.ts';
 import { dirname } from 'node:path';
 import type { Writable } from 'node:stream';
 
@@ -69,72 +70,31 @@ const FLUSH_EVERY_MS = 1000;
 /**
  * A file target is opened once synchronously first, so that a path that cannot be written
  * is a start-up (or reload) error rather than a crash later; write errors after that are
- * events, and the requests go on.
+ * events, and the requests go on. Lines go out in whole-line writes (see line-writer.ts),
+ * so workers sharing stdout or a file never interleave inside a line.
  */
 export function createAccessLog(target: string, format: 'combined' | 'json', log: EventLog = silentLog): AccessLog {
   if (target === 'off') {
     return { enabled: false, write() {}, reopen() {}, flush() {}, async close() {} };
   }
-  if (target !== 'stdout') {
-    mkdirSync(dirname(target), { recursive: true });
-    closeSync(openSync(target, 'a'));
-  }
-  const dest =
-    target === 'stdout'
-      ? pino.destination({ dest: 1, minLength: 8192, sync: false })
-      : pino.destination({ dest: target, minLength: 8192, sync: false, append: true });
-  dest.on('error', (err: Error) => log.error('access_log_failed', { target, error: err.message }));
-  // sonic-boom writes to the old descriptor until a (re)open is done: close waits for it.
-  let opened: Promise<void> = target === 'stdout' ? Promise.resolve() : readyOf(dest);
-  const timer = setInterval(() => flush(), FLUSH_EVERY_MS);
+  if (target !== 'stdout') mkdirSync(dirname(target), { recursive: true });
+  const writer = new LineWriter(target === 'stdout' ? null : target, {
+    onError: (err) => log.error('access_log_failed', { target, error: err.message }),
+    onDrop: (dropped) => log.warn('access_log_dropped', { target, dropped, reason: 'the destination is not keeping up' }),
+  });
+  const timer = setInterval(() => writer.flush(), FLUSH_EVERY_MS);
   timer.unref();
   const render = format === 'json' ? renderJson : renderCombined;
-  let closed = false;
-  function flush() {
-    // sonic-boom throws when flushed before its file is open; the next tick flushes.
-    try {
-      dest.flush();
-    } catch {}
-  }
   return {
     enabled: true,
-    write(record) {
-      if (!closed) dest.write(render(record));
-    },
-    reopen() {
-      if (target === 'stdout' || closed) return;
-      opened = readyOf(dest);
-      dest.reopen();
-    },
-    flush,
+    write: (record) => writer.write(render(record)),
+    reopen: () => writer.reopen(),
+    flush: () => writer.flush(),
     async close() {
-      if (closed) return;
-      closed = true;
       clearInterval(timer);
-      await opened;
-      try {
-        dest.flushSync();
-      } catch {}
-      if (target === 'stdout') return;
-      await new Promise<void>((resolve) => {
-        dest.once('close', () => resolve());
-        dest.end();
-      });
+      await writer.close();
     },
   };
-}
-
-/** Resolves once a sonic-boom destination has its file open (or failed to: logged). */
-function readyOf(dest: NodeJS.EventEmitter): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      dest.off('ready', done);
-      dest.off('error', done);
-      resolve();
-    };
-    dest.on('ready', done);
-    dest.on('error', done);
-  });
 }
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
@@ -173,9 +133,12 @@ export function renderCombined(r: AccessRecord): string {
   return `${r.remoteAddr} - - [${timeLocal(r.startedAt)}] "${escapeLogValue(r.method)} ${escapeLogValue(r.url)} HTTP/${r.httpVersion}" ${r.status} ${r.bytesSent} "${r.referer === undefined ? '-' : escapeLogValue(r.referer)}" "${r.userAgent === undefined ? '-' : escapeLogValue(r.userAgent)}"\n`;
 }
 
+const NON_ASCII = /[\u007f-\uffff]/g;
+const HAS_NON_ASCII = /[\u007f-\uffff]/;
+
 /** The same fields as `combined`, plus host, upstream address, duration and request id. */
 export function renderJson(r: AccessRecord): string {
-  return `${JSON.stringify({
+  const line = `${JSON.stringify({
     time: new Date(r.startedAt).toISOString(),
     remote_addr: r.remoteAddr,
     request: `${r.method} ${r.url} HTTP/${r.httpVersion}`,
@@ -188,4 +151,6 @@ export function renderJson(r: AccessRecord): string {
     request_time: (Date.now() - r.startedAt) / 1000,
     request_id: r.requestId,
   })}\n`;
+  // ASCII only (\uXXXX escapes), so a line's length is its size in bytes.
+  return HAS_NON_ASCII.test(line) ? line.replace(NON_ASCII, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) : line;
 }

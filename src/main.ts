@@ -1,4 +1,5 @@
-// The process: load the config, start the edge, and turn signals into reload and stop.
+// The process: load the config, start the edge (or, with `workers` > 1, a cluster primary
+// whose workers run the edges), and turn signals into reload and stop.
 //   SIGHUP           reload config and certificates; an invalid config is refused, logged
 //   SIGTERM, SIGINT  graceful stop (stop accepting, finish in flight, up to 30 s), exit 0
 //   SIGUSR1          reopen the access log file (after logrotate), as nginx does
@@ -11,6 +12,18 @@ import { createEventLog } from './log.ts';
 import type { EventLog } from './log.ts';
 import { Edge, DEFAULT_GRACE_MS } from './edge.ts';
 import { startDemo } from './demo.ts';
+import { Cluster, isWorker, runWorker } from './cluster.ts';
+
+/** What signals act on: one Edge, or a cluster primary and its workers. */
+type Runtime = {
+  reload(config: Config, text: string): Promise<void>;
+  stop(graceMs: number): Promise<void>;
+  reopenLogs(): void;
+};
+
+function single(edge: Edge): Runtime {
+  return { reload: (config) => edge.reload(config), stop: (grace) => edge.stop(grace), reopenLogs: () => edge.reopenLogs() };
+}
 
 /** $OPAM_EDGE_CONFIG, else ./opam-edge.yaml when it exists, else null (the local demo). */
 export function defaultConfigPath(): string | null {
@@ -22,15 +35,16 @@ export function defaultConfigPath(): string | null {
 /** Runs until SIGTERM/SIGINT. Resolves with the process exit code. */
 export async function run(configPath: string | null): Promise<number> {
   const log = createEventLog();
+  if (isWorker) return runWorker(log);
   // Handlers go in first: a signal that arrives while starting must not find the default
   // action (which kills the process). A stop asked for then happens once started.
-  let edge: Edge | null = null;
+  let edge: Runtime | null = null;
   let stopDemo: (() => Promise<void>) | null = null;
   let stopRequested = false;
   let resolveExit!: (code: number) => void;
   const exited = new Promise<number>((resolve) => (resolveExit = resolve));
   let reloading: Promise<void> = Promise.resolve();
-  const stop = (running: Edge) => {
+  const stop = (running: Runtime) => {
     running
       .stop(DEFAULT_GRACE_MS)
       .then(() => stopDemo?.())
@@ -74,6 +88,7 @@ export async function run(configPath: string | null): Promise<number> {
   };
 
   let config: Config;
+  let text = '';
   if (configPath === null) {
     const demo = await startDemo(log);
     config = demo.config;
@@ -86,24 +101,30 @@ export async function run(configPath: string | null): Promise<number> {
       return 1;
     }
     config = loaded.config;
+    text = loaded.text ?? '';
   }
 
   try {
-    edge = await Edge.start(config, { log });
+    if (config.workers > 1 && configPath !== null) {
+      edge = await Cluster.start(config, text, log);
+    } else {
+      const one = await Edge.start(config, { log });
+      if (configPath === null) printDemoBanner(one, log);
+      edge = single(one);
+    }
   } catch (err) {
     process.stderr.write(`opam-edge: start-up failed: ${(err as Error).message}\n`);
     await stopDemo?.();
     removeHandlers();
     return 1;
   }
-  if (configPath === null) printDemoBanner(edge, log);
   if (stopRequested) stop(edge);
   const code = await exited;
   removeHandlers();
   return code;
 }
 
-async function reload(edge: Edge, configPath: string, log: EventLog): Promise<void> {
+async function reload(edge: Runtime, configPath: string, log: EventLog): Promise<void> {
   log.info('reload_requested', { source: configPath });
   const loaded = await loadConfigFile(configPath);
   if (!loaded.ok) {
@@ -111,7 +132,7 @@ async function reload(edge: Edge, configPath: string, log: EventLog): Promise<vo
     return;
   }
   try {
-    await edge.reload(loaded.config);
+    await edge.reload(loaded.config, loaded.text ?? '');
   } catch (err) {
     log.error('reload_refused', { source: configPath, error: (err as Error).message });
   }

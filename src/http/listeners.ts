@@ -112,12 +112,22 @@ export type BoundListener = {
 };
 
 /** Binds one server on one address. "[::]" is dual-stack; where IPv6 is off, falls back to IPv4. */
-export async function bind(server: NetServer, address: ListenAddress, log: EventLog, role: string): Promise<BoundListener> {
+export type ListenOptions = {
+  /**
+   * SO_REUSEPORT: every process binds its own socket on the address and the kernel spreads
+   * connections between them (cluster workers). Port 0 keeps the shared socket, or each
+   * worker would get a port of its own.
+   */
+  reusePort: boolean;
+};
+
+export async function bind(server: NetServer, address: ListenAddress, log: EventLog, role: string, options: ListenOptions = { reusePort: false }): Promise<BoundListener> {
+  const reuse = options.reusePort && address.port !== 0 ? { reusePort: true, exclusive: true } : {};
   const listen = (host: string) =>
     new Promise<void>((resolve, reject) => {
       const onError = (err: Error) => reject(err);
       server.once('error', onError);
-      server.listen({ host, port: address.port, ipv6Only: false, backlog: 511 }, () => {
+      server.listen({ host, port: address.port, ipv6Only: false, backlog: 511, ...reuse }, () => {
         server.off('error', onError);
         resolve();
       });
@@ -191,11 +201,13 @@ export class ListenerGroup<S extends NetServer> {
   readonly #role: string;
   readonly #log: EventLog;
   readonly #make: () => S;
+  readonly #options: ListenOptions;
   readonly #bound = new Map<string, BoundListener & { server: S }>();
 
-  constructor(role: string, log: EventLog, make: () => S) {
+  constructor(role: string, log: EventLog, options: ListenOptions, make: () => S) {
     this.#role = role;
     this.#log = log;
+    this.#options = options;
     this.#make = make;
   }
 
@@ -219,7 +231,7 @@ export class ListenerGroup<S extends NetServer> {
       for (const address of addresses) {
         if (this.#bound.has(address.text)) continue;
         const server = this.#make();
-        const listener = await bind(server, address, this.#log, this.#role);
+        const listener = await bind(server, address, this.#log, this.#role, this.#options);
         this.#bound.set(address.text, { ...listener, server });
         added.push(address.text);
       }

@@ -62,3 +62,6 @@ export interface CertificateSink {
   /** Every certificate currently serving, from every source. */
   certificates(): CertInfo[];
 }
+
+/** One source's certificates as handed over between processes (ACME primary -> workers). */
+export type CertSourceUpdate = { id: string; source: CertSource; pairs: readonly PemPair[] };

@@ -53,7 +53,7 @@ test('a parse error behind a request still being answered: that answer is sent w
 });
 
 test('[::] binds one dual-stack socket; a named address binds what it resolves to', async (t) => {
-  const group = new ListenerGroup('http', silentLog, () => createServer((_req, res) => res.end('ok')));
+  const group = new ListenerGroup('http', silentLog, { reusePort: false }, () => createServer((_req, res) => res.end('ok')));
   t.after(() => group.stopAccepting());
   await (await group.sync([address('[::]:0'), address('localhost:0')]))();
   const [dual, named] = group.listeners;

@@ -1,0 +1,282 @@
+// `workers` > 1: one primary and N worker processes (node:cluster), like nginx's master
+// and workers. The primary is the node's control plane: it owns ACME (orders, storage
+// writes, the renewal loop), the node's challenge tokens, the admin listener and the TLS
+// session ticket keys. Workers serve http and https. What a worker needs of the control
+// plane travels over the IPC channel:
+//   primary -> worker  init {config text, ticket keys, tokens, ACME certificates},
+//                      token (one change), certs (an ACME source), reload {config text},
+//                      reopen, stop {grace}
+//   worker -> primary  hello, ready {addresses}, failed {error}, reloaded {error?}
+// Workers bind their own sockets with SO_REUSEPORT (the kernel spreads connections; no
+// hop through the primary); port 0 (tests) uses node:cluster's shared socket instead.
+
+import cluster from 'node:cluster';
+import type { Worker } from 'node:cluster';
+import { randomBytes } from 'node:crypto';
+import { parseConfig } from './config.ts';
+import type { Config } from './config.ts';
+import type { EventLog } from './log.ts';
+import { Edge } from './edge.ts';
+import type { ChallengeChange } from './acme/challenges.ts';
+import type { CertSourceUpdate } from './tls/certificate.ts';
+
+type ToWorker =
+  | { t: 'init'; text: string; source: string; ticketKeys: string; tokens: ChallengeChange[]; certs: CertSourceUpdate[] }
+  | { t: 'token'; change: ChallengeChange }
+  | { t: 'certs'; update: CertSourceUpdate }
+  | { t: 'reload'; text: string; source: string }
+  | { t: 'reopen' }
+  | { t: 'stop'; graceMs: number };
+
+type ToPrimary =
+  | { t: 'hello' }
+  | { t: 'ready'; addresses: { http: string[]; https: string[] } }
+  | { t: 'failed'; error: string }
+  | { t: 'reloaded'; error?: string };
+
+const RESTART_MIN_MS = 1000;
+const RESTART_MAX_MS = 30_000;
+/** A worker that ran this long was healthy: its successor restarts without delay growth. */
+const STABLE_MS = 60_000;
+
+/** What workers run: no admin listener and no ACME (the primary has both). */
+function workerView(config: Config): Config {
+  return Object.freeze({ ...config, admin: null });
+}
+
+/** What the primary runs: admin and ACME, no http/https listeners, no access log. */
+function primaryView(config: Config): Config {
+  return Object.freeze({ ...config, listen: Object.freeze({ http: [], https: [] }), access_log: 'off' });
+}
+
+type WorkerState = { worker: Worker; startedAt: number; ready: boolean };
+
+export class Cluster {
+  readonly edge: Edge;
+  readonly #log: EventLog;
+  readonly #ticketKeys = randomBytes(48).toString('hex');
+  readonly #workers = new Map<number, WorkerState>();
+  /** The latest ACME certificates by source id, replayed to every new worker. */
+  readonly #certs = new Map<string, CertSourceUpdate>();
+  #text: string;
+  #source: string;
+  #count: number;
+  #stopping = false;
+  #restartDelay = RESTART_MIN_MS;
+
+  private constructor(edge: Edge, text: string, source: string, count: number, log: EventLog) {
+    this.edge = edge;
+    this.#text = text;
+    this.#source = source;
+    this.#count = count;
+    this.#log = log;
+  }
+
+  /**
+   * Starts the control plane, forks the workers and waits until each serves; then starts
+   * ACME (its orders need a worker to answer the CA on port 80). A worker that cannot
+   * start (a port in use) fails the whole start.
+   */
+  static async start(config: Config, text: string, log: EventLog): Promise<Cluster> {
+    // ACME starts after the workers (below), so the edge exists before its first certificate.
+    let onCertificates: (update: CertSourceUpdate) => void = () => {};
+    const edge = await Edge.start(primaryView(config), { log, startAcme: false, onAcmeCertificates: (update) => onCertificates(update) });
+    const cluster_ = new Cluster(edge, text, config.source, config.workers, log);
+    onCertificates = (update) => cluster_.#broadcastCerts(update);
+    edge.challenges.onChange((change) => cluster_.#broadcast({ t: 'token', change }));
+    try {
+      await Promise.all(Array.from({ length: config.workers }, () => cluster_.#fork()));
+    } catch (err) {
+      await cluster_.stop(0);
+      throw err;
+    }
+    await edge.startAcme();
+    log.info('workers_started', { workers: config.workers, worker_pids: [...cluster_.#workers.values()].map((w) => w.worker.process.pid) });
+    return cluster_;
+  }
+
+  get workerCount(): number {
+    return [...this.#workers.values()].filter((w) => w.ready).length;
+  }
+
+  /** Reloads the control plane, then every worker with the same config text. */
+  async reload(config: Config, text: string): Promise<void> {
+    if (this.#stopping) return;
+    if (config.workers !== this.#count) {
+      this.#log.warn('reload_partial', { key: 'workers', message: `running ${this.#count} workers; restart to run ${config.workers}` });
+    }
+    await this.edge.reload(primaryView(config));
+    this.#text = text;
+    this.#source = config.source;
+    const results = await Promise.all(
+      [...this.#workers.values()].filter((w) => w.ready).map((w) => this.#ask(w.worker, { t: 'reload', text, source: config.source }, 'reloaded')),
+    );
+    const errors = results.map((r) => (r as { error?: string }).error).filter((e): e is string => !!e);
+    if (errors.length > 0) this.#log.error('reload_refused', { role: 'worker', errors });
+  }
+
+  reopenLogs(): void {
+    this.edge.reopenLogs();
+    this.#broadcast({ t: 'reopen' });
+  }
+
+  /** Every worker drains (up to `graceMs`) and exits; then the control plane stops. */
+  async stop(graceMs: number): Promise<void> {
+    this.#stopping = true;
+    const exits = [...this.#workers.values()].map(
+      ({ worker }) =>
+        new Promise<void>((resolve) => {
+          if (worker.isDead()) return resolve();
+          const kill = setTimeout(() => worker.process.kill('SIGKILL'), graceMs + 2000);
+          worker.once('exit', () => {
+            clearTimeout(kill);
+            resolve();
+          });
+          send(worker, { t: 'stop', graceMs });
+        }),
+    );
+    await Promise.all(exits);
+    await this.edge.stop(0);
+  }
+
+  #fork(): Promise<void> {
+    const worker = cluster.fork();
+    const state: WorkerState = { worker, startedAt: Date.now(), ready: false };
+    this.#workers.set(worker.id, state);
+    return new Promise<void>((resolve, reject) => {
+      worker.on('message', (message: ToPrimary) => {
+        if (message.t === 'hello') {
+          send(worker, {
+            t: 'init',
+            text: this.#text,
+            source: this.#source,
+            ticketKeys: this.#ticketKeys,
+            tokens: this.edge.challenges.snapshot(),
+            certs: [...this.#certs.values()],
+          });
+        } else if (message.t === 'ready') {
+          state.ready = true;
+          this.#log.info('worker_ready', { worker: worker.id, worker_pid: worker.process.pid, ...message.addresses });
+          resolve();
+        } else if (message.t === 'failed') {
+          reject(new Error(`worker ${worker.id}: ${message.error}`));
+        }
+      });
+      worker.once('exit', (code, signal) => {
+        this.#workers.delete(worker.id);
+        if (!state.ready) reject(new Error(`worker ${worker.id} exited while starting (${signal ?? code})`));
+        if (this.#stopping || !state.ready) return;
+        this.#log.error('worker_exited', { worker: worker.id, worker_pid: worker.process.pid, code, signal });
+        this.#restartDelay = Date.now() - state.startedAt > STABLE_MS ? RESTART_MIN_MS : Math.min(this.#restartDelay * 2, RESTART_MAX_MS);
+        const timer = setTimeout(() => {
+          if (!this.#stopping) this.#fork().catch((err) => this.#log.error('worker_start_failed', { error: (err as Error).message }));
+        }, this.#restartDelay);
+        timer.unref();
+      });
+    });
+  }
+
+  #broadcastCerts(update: CertSourceUpdate): void {
+    this.#certs.set(update.id, update);
+    this.#broadcast({ t: 'certs', update });
+  }
+
+  #broadcast(message: ToWorker): void {
+    for (const { worker, ready } of this.#workers.values()) if (ready) send(worker, message);
+  }
+
+  #ask(worker: Worker, message: ToWorker, reply: ToPrimary['t']): Promise<ToPrimary> {
+    return new Promise((resolve) => {
+      const onMessage = (m: ToPrimary) => {
+        if (m.t !== reply) return;
+        worker.off('message', onMessage);
+        worker.off('exit', onExit);
+        resolve(m);
+      };
+      const onExit = () => resolve({ t: 'reloaded', error: `worker ${worker.id} exited` });
+      worker.on('message', onMessage);
+      worker.once('exit', onExit);
+      send(worker, message);
+    });
+  }
+}
+
+function send(target: Worker | NodeJS.Process, message: ToWorker | ToPrimary): void {
+  if ('isConnected' in target) {
+    if (target.isConnected()) target.send(message);
+  } else if (target.connected) {
+    target.send!(message);
+  }
+}
+
+/**
+ * A worker's life: ask the primary for its config and state, serve, follow the primary's
+ * messages, and stop when told (or when the primary is gone). Signals are the primary's
+ * business: a Ctrl-C reaches the whole process group, and the primary orders the drain.
+ */
+export function runWorker(log: EventLog): Promise<number> {
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGUSR1'] as const) process.on(signal, () => {});
+  return new Promise<number>((resolveExit) => {
+    let edge: Edge | null = null;
+    let stopping: Promise<void> | null = null;
+    const stop = (graceMs: number) => {
+      stopping ??= (edge?.stop(graceMs) ?? Promise.resolve()).then(() => resolveExit(0));
+    };
+    process.on('disconnect', () => stop(30_000));
+    process.on('message', async (message: ToWorker) => {
+      switch (message.t) {
+        case 'init': {
+          const parsed = parseConfig(message.text, message.source);
+          if (!parsed.ok) {
+            send(process, { t: 'failed', error: parsed.errors.join('; ') });
+            return resolveExit(1);
+          }
+          try {
+            edge = await Edge.start(workerView(parsed.config), {
+              log,
+              startAcme: false,
+              ticketKeys: Buffer.from(message.ticketKeys, 'hex'),
+              initialCertificates: message.certs,
+              reusePort: true,
+            });
+          } catch (err) {
+            send(process, { t: 'failed', error: (err as Error).message });
+            return resolveExit(1);
+          }
+          for (const change of message.tokens) edge.challenges.apply(change);
+          send(process, { t: 'ready', addresses: { http: edge.addresses.http, https: edge.addresses.https } });
+          return;
+        }
+        case 'token':
+          edge?.challenges.apply(message.change);
+          return;
+        case 'certs':
+          edge?.certificates.setSource(message.update.id, message.update.source, message.update.pairs);
+          return;
+        case 'reload': {
+          const parsed = parseConfig(message.text, message.source);
+          let error: string | undefined;
+          if (!parsed.ok) error = parsed.errors.join('; ');
+          else {
+            try {
+              await edge?.reload(workerView(parsed.config));
+            } catch (err) {
+              error = (err as Error).message;
+            }
+          }
+          send(process, { t: 'reloaded', ...(error ? { error } : {}) });
+          return;
+        }
+        case 'reopen':
+          edge?.reopenLogs();
+          return;
+        case 'stop':
+          stop(message.graceMs);
+          return;
+      }
+    });
+    send(process, { t: 'hello' });
+  });
+}
+
+export const isWorker = cluster.isWorker;
