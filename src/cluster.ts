@@ -5,8 +5,13 @@
 // plane travels over the IPC channel:
 //   primary -> worker  init {config text, ticket keys, tokens, ACME certificates},
 //                      token (one change), certs (an ACME source), reload {config text},
-//                      reopen, stop {grace}
-//   worker -> primary  hello, ready {addresses}, failed {error}, reloaded {error?}
+//                      reopen, stop {grace}, report {id, metrics?}
+//   worker -> primary  hello, ready {addresses}, failed {error}, reloaded {error?},
+//                      report {id, metrics JSON, challenge peers}
+// The admin listener is the primary's: /healthz counts the ready workers, /status adds the
+// workers' peers, /metrics sums the workers' metrics with the primary's (see metrics.ts).
+// Only these messages travel (prom-client's own cluster IPC is not used); both sides ignore
+// a message whose `t` they do not know.
 // Workers bind their own sockets with SO_REUSEPORT (the kernel spreads connections; no
 // hop through the primary); port 0 (tests) uses node:cluster's shared socket instead.
 
@@ -18,7 +23,11 @@ import type { Config } from './config.ts';
 import type { EventLog } from './log.ts';
 import { Edge } from './edge.ts';
 import type { ChallengeChange } from './acme/challenges.ts';
+import type { PeerState } from './acme/peers.ts';
 import type { CertSourceUpdate } from './tls/certificate.ts';
+import { aggregateText, EdgeMetrics, retireCounters } from './metrics.ts';
+import type { MetricJson } from './metrics.ts';
+import type { ListenerFacts, NodeExtension, NodeFacts } from './status.ts';
 
 type ToWorker =
   | { t: 'init'; text: string; source: string; ticketKeys: string; tokens: ChallengeChange[]; certs: CertSourceUpdate[] }
@@ -26,18 +35,24 @@ type ToWorker =
   | { t: 'certs'; update: CertSourceUpdate }
   | { t: 'reload'; text: string; source: string }
   | { t: 'reopen' }
-  | { t: 'stop'; graceMs: number };
+  | { t: 'stop'; graceMs: number }
+  | { t: 'report'; id: number; metrics: boolean };
 
 type ToPrimary =
   | { t: 'hello' }
   | { t: 'ready'; addresses: { http: string[]; https: string[] } }
   | { t: 'failed'; error: string }
-  | { t: 'reloaded'; error?: string };
+  | { t: 'reloaded'; error?: string }
+  | { t: 'report'; id: number; metrics: MetricJson[]; peers: PeerState[] };
+
+type Report = Extract<ToPrimary, { t: 'report' }>;
 
 const RESTART_MIN_MS = 1000;
 const RESTART_MAX_MS = 30_000;
 /** A worker that ran this long was healthy: its successor restarts without delay growth. */
 const STABLE_MS = 60_000;
+/** How long a scrape or /status waits for a worker's report (then uses its last one). */
+const REPORT_TIMEOUT_MS = 2000;
 
 /** What workers run: no admin listener and no ACME (the primary has both). */
 function workerView(config: Config): Config {
@@ -49,10 +64,11 @@ function primaryView(config: Config): Config {
   return Object.freeze({ ...config, listen: Object.freeze({ http: [], https: [] }), access_log: 'off' });
 }
 
-type WorkerState = { worker: Worker; startedAt: number; ready: boolean };
+type Addresses = { http: string[]; https: string[] };
+type WorkerState = { worker: Worker; startedAt: number; ready: boolean; addresses: Addresses | null };
 
 export class Cluster {
-  readonly edge: Edge;
+  #edge: Edge | null = null;
   readonly #log: EventLog;
   readonly #ticketKeys = randomBytes(48).toString('hex');
   readonly #workers = new Map<number, WorkerState>();
@@ -61,15 +77,25 @@ export class Cluster {
   #text: string;
   #source: string;
   #count: number;
+  /** The config as written (the primary's edge runs primaryView of it). */
+  #config: Config;
   #stopping = false;
   #restartDelay = RESTART_MIN_MS;
+  /** Each worker's last metrics report, and the counters of workers gone (see retireCounters). */
+  readonly #lastMetrics = new Map<number, MetricJson[]>();
+  #retired: Promise<MetricJson[]> = Promise.resolve([]);
+  #reportId = 0;
 
-  private constructor(edge: Edge, text: string, source: string, count: number, log: EventLog) {
-    this.edge = edge;
+  private constructor(config: Config, text: string, log: EventLog) {
+    this.#config = config;
     this.#text = text;
-    this.#source = source;
-    this.#count = count;
+    this.#source = config.source;
+    this.#count = config.workers;
     this.#log = log;
+  }
+
+  get edge(): Edge {
+    return this.#edge!;
   }
 
   /**
@@ -79,10 +105,14 @@ export class Cluster {
    */
   static async start(config: Config, text: string, log: EventLog): Promise<Cluster> {
     // ACME starts after the workers (below), so the edge exists before its first certificate.
-    let onCertificates: (update: CertSourceUpdate) => void = () => {};
-    const edge = await Edge.start(primaryView(config), { log, startAcme: false, onAcmeCertificates: (update) => onCertificates(update) });
-    const cluster_ = new Cluster(edge, text, config.source, config.workers, log);
-    onCertificates = (update) => cluster_.#broadcastCerts(update);
+    const cluster_ = new Cluster(config, text, log);
+    const edge = await Edge.start(primaryView(config), {
+      log,
+      startAcme: false,
+      onAcmeCertificates: (update) => cluster_.#broadcastCerts(update),
+      node: cluster_.#nodeExtension(),
+    });
+    cluster_.#edge = edge;
     edge.challenges.onChange((change) => cluster_.#broadcast({ t: 'token', change }));
     try {
       await Promise.all(Array.from({ length: config.workers }, () => cluster_.#fork()));
@@ -106,6 +136,7 @@ export class Cluster {
       this.#log.warn('reload_partial', { key: 'workers', message: `running ${this.#count} workers; restart to run ${config.workers}` });
     }
     await this.edge.reload(primaryView(config));
+    this.#config = config;
     this.#text = text;
     this.#source = config.source;
     const results = await Promise.all(
@@ -141,7 +172,7 @@ export class Cluster {
 
   #fork(): Promise<void> {
     const worker = cluster.fork();
-    const state: WorkerState = { worker, startedAt: Date.now(), ready: false };
+    const state: WorkerState = { worker, startedAt: Date.now(), ready: false, addresses: null };
     this.#workers.set(worker.id, state);
     return new Promise<void>((resolve, reject) => {
       worker.on('message', (message: ToPrimary) => {
@@ -156,6 +187,7 @@ export class Cluster {
           });
         } else if (message.t === 'ready') {
           state.ready = true;
+          state.addresses = message.addresses;
           this.#log.info('worker_ready', { worker: worker.id, worker_pid: worker.process.pid, ...message.addresses });
           resolve();
         } else if (message.t === 'failed') {
@@ -164,6 +196,9 @@ export class Cluster {
       });
       worker.once('exit', (code, signal) => {
         this.#workers.delete(worker.id);
+        const last = this.#lastMetrics.get(worker.id);
+        this.#lastMetrics.delete(worker.id);
+        if (last) this.#retired = this.#retired.then((retired) => retireCounters(retired, last).catch(() => retired));
         if (!state.ready) reject(new Error(`worker ${worker.id} exited while starting (${signal ?? code})`));
         if (this.#stopping || !state.ready) return;
         this.#log.error('worker_exited', { worker: worker.id, worker_pid: worker.process.pid, code, signal });
@@ -174,6 +209,68 @@ export class Cluster {
         timer.unref();
       });
     });
+  }
+
+  /** The workers' part of the admin endpoints (the edge asks while serving /healthz etc.). */
+  #nodeExtension(): NodeExtension {
+    return {
+      amend: (facts) => this.#amend(facts),
+      peers: async () => (await this.#reports(false)).map(([, r]) => r?.peers ?? []),
+      metrics: async (own) => {
+        // A worker that did not answer in time counts with its last report, not as zero.
+        const reports = await this.#reports(true);
+        const retired = await this.#retired;
+        // A worker that exited meanwhile counts in `retired` already.
+        const workers = reports.filter(([id]) => this.#workers.has(id)).map(([id, r]) => r?.metrics ?? this.#lastMetrics.get(id) ?? []);
+        return aggregateText([own, ...workers, retired]);
+      },
+    };
+  }
+
+  /** The primary binds no http/https address: those facts are the workers'. */
+  #amend(facts: NodeFacts): NodeFacts {
+    const states = [...this.#workers.values()];
+    const serving = states.find((w) => w.ready && w.addresses)?.addresses ?? null;
+    const listeners = facts.listeners.map((l): ListenerFacts => {
+      if (l.role === 'admin') return l;
+      const configured = this.#config.listen[l.role].map((a) => a.text);
+      return { role: l.role, configured, bound: serving?.[l.role] ?? [], missing: serving ? [] : configured };
+    });
+    return {
+      ...facts,
+      listeners,
+      workers: {
+        configured: this.#count,
+        list: states.map((w) => ({ id: w.worker.id, pid: w.worker.process.pid ?? null, ready: w.ready, started_at: new Date(w.startedAt).toISOString() })),
+      },
+    };
+  }
+
+  /** Asks every ready worker for its report: [worker id, report, or null when it did not answer in time]. */
+  #reports(metrics: boolean): Promise<[number, Report | null][]> {
+    return Promise.all(
+      [...this.#workers.values()].map(({ worker, ready }) => {
+        if (!ready) return Promise.resolve([worker.id, null] as [number, Report | null]);
+        const id = ++this.#reportId;
+        return new Promise<[number, Report | null]>((resolve) => {
+          const done = (report: Report | null) => {
+            clearTimeout(timer);
+            worker.off('message', onMessage);
+            worker.off('exit', onExit);
+            if (report && metrics && this.#workers.has(worker.id)) this.#lastMetrics.set(worker.id, report.metrics);
+            resolve([worker.id, report]);
+          };
+          const onMessage = (m: ToPrimary) => {
+            if (m.t === 'report' && m.id === id) done(m);
+          };
+          const onExit = () => done(null);
+          const timer = setTimeout(() => done(null), REPORT_TIMEOUT_MS);
+          worker.on('message', onMessage);
+          worker.once('exit', onExit);
+          send(worker, { t: 'report', id, metrics });
+        });
+      }),
+    );
   }
 
   #broadcastCerts(update: CertSourceUpdate): void {
@@ -218,6 +315,7 @@ export function runWorker(log: EventLog): Promise<number> {
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGUSR1'] as const) process.on(signal, () => {});
   return new Promise<number>((resolveExit) => {
     let edge: Edge | null = null;
+    let metrics: EdgeMetrics | null = null;
     let stopping: Promise<void> | null = null;
     const stop = (graceMs: number) => {
       stopping ??= (edge?.stop(graceMs) ?? Promise.resolve()).then(() => resolveExit(0));
@@ -231,9 +329,12 @@ export function runWorker(log: EventLog): Promise<number> {
             send(process, { t: 'failed', error: parsed.errors.join('; ') });
             return resolveExit(1);
           }
+          // Traffic metrics when the node has an admin listener at start (the primary's).
+          metrics = parsed.config.admin ? new EdgeMetrics({ role: 'worker' }) : null;
           try {
             edge = await Edge.start(workerView(parsed.config), {
               log,
+              metrics,
               startAcme: false,
               ticketKeys: Buffer.from(message.ticketKeys, 'hex'),
               initialCertificates: message.certs,
@@ -272,6 +373,14 @@ export function runWorker(log: EventLog): Promise<number> {
           return;
         case 'stop':
           stop(message.graceMs);
+          return;
+        case 'report':
+          send(process, {
+            t: 'report',
+            id: message.id,
+            metrics: message.metrics && metrics ? await metrics.json() : [],
+            peers: edge?.peers.status() ?? [],
+          });
           return;
       }
     });
