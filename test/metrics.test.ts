@@ -19,6 +19,7 @@ import { freePort } from './helpers/pebble.ts';
 import { exchange, handshake } from './helpers/tls-client.ts';
 import { memoryLog } from './helpers/events.ts';
 import { scrape, valueOf } from './helpers/prom.ts';
+import type { StatusDocument } from '../src/status.ts';
 
 /** One HTTPS/1.1 request on a new connection (so one full handshake each). */
 function httpsGet(port: number, host: string): Promise<number> {
@@ -188,6 +189,7 @@ test('two workers: /metrics sums the workers, state gauges are not summed, a rep
   const origin = await startOrigin();
   t.after(() => origin.close());
   const cert = await makeCert({ names: ['opam.test'], dir });
+  const deadPeer = `http://127.0.0.1:${await freePort()}/`;
   // Port 0: the workers share the primary's socket, which hands connections out in turn.
   const edge = await startEdgeProcess(
     {
@@ -195,6 +197,7 @@ test('two workers: /metrics sums the workers, state gauges are not summed, a rep
       workers: 2,
       admin: '127.0.0.1:0',
       tls: { certificates: [{ cert: cert.certPath, key: cert.keyPath }] },
+      challenges: { peers: [deadPeer] },
       access_log: 'off',
       sites: [{ hosts: ['opam.test'], upstream: `http://127.0.0.1:${origin.port}` }],
     },
@@ -241,8 +244,13 @@ test('two workers: /metrics sums the workers, state gauges are not summed, a rep
   assert.equal(valueOf(samples, 'opam_edge_requests_total', requests), 24);
   assert.equal(valueOf(samples, 'opam_edge_challenge_requests_total', { source: 'miss' }), 6);
 
-  const status = (await (await request(`http://127.0.0.1:${admin}/status`)).body.json()) as { workers: { configured: number; ready: number; list: { pid: number }[] } };
+  const status = (await (await request(`http://127.0.0.1:${admin}/status`)).body.json()) as StatusDocument;
   assert.equal(status.workers.configured, 2);
   assert.equal(status.workers.ready, 2);
   assert.equal(status.workers.list.length, 2);
+  assert.deepEqual(status.listeners.map((l) => [l.role, l.bound.length, l.missing]), [['http', 1, []], ['https', 1, []], ['admin', 1, []]]);
+  // Only workers forward to peers: their view reaches /status through the primary.
+  assert.equal(status.peers[0]?.peer, deadPeer);
+  assert.equal(status.peers[0]?.reached, false);
+  assert.equal(status.peers[0]?.last_error, 'ECONNREFUSED');
 });

@@ -25,6 +25,11 @@ export function find(samples: readonly PromSample[], name: string, labels: Recor
   return samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
 }
 
+/** The sum of the samples named `name` whose labels include `labels`. */
+export function sumOf(samples: readonly PromSample[], name: string, labels: Record<string, string> = {}): number {
+  return find(samples, name, labels).reduce((sum, s) => sum + s.value, 0);
+}
+
 /** The value of the one sample named `name` with exactly these labels (undefined when absent). */
 export function valueOf(samples: readonly PromSample[], name: string, labels: Record<string, string> = {}): number | undefined {
   const found = find(samples, name, labels).filter((s) => Object.keys(s.labels).length === Object.keys(labels).length);
