@@ -8,10 +8,9 @@
 //                      reopen, stop {grace}, report {id, metrics?}
 //   worker -> primary  hello, ready {addresses}, failed {error}, reloaded {error?},
 //                      report {id, metrics JSON, challenge peers}
-// The admin listener is the primary's: /healthz counts the ready workers, /status adds the
-// workers' peers, /metrics sums the workers' metrics with the primary's (see metrics.ts).
-// Only these messages travel (prom-client's own cluster IPC is not used); both sides ignore
-// a message whose `t` they do not know.
+// The admin listener is the primary's; cluster-admin.ts adds the workers to its answers
+// (report). Only these messages travel (prom-client's own cluster IPC is not used); both
+// sides ignore a message whose `t` they do not know.
 // Workers bind their own sockets with SO_REUSEPORT (the kernel spreads connections; no
 // hop through the primary); port 0 (tests) uses node:cluster's shared socket instead.
 
@@ -23,11 +22,10 @@ import type { Config } from './config.ts';
 import type { EventLog } from './log.ts';
 import { Edge } from './edge.ts';
 import type { ChallengeChange } from './acme/challenges.ts';
-import type { PeerState } from './acme/peers.ts';
 import type { CertSourceUpdate } from './tls/certificate.ts';
-import { aggregateText, EdgeMetrics, retireCounters } from './metrics.ts';
-import type { MetricJson } from './metrics.ts';
-import type { ListenerFacts, NodeExtension, NodeFacts } from './status.ts';
+import { EdgeMetrics } from './metrics.ts';
+import { ClusterAdmin, workerReport } from './cluster-admin.ts';
+import type { Report, ReportRequest, WorkerState } from './cluster-admin.ts';
 
 type ToWorker =
   | { t: 'init'; text: string; source: string; ticketKeys: string; tokens: ChallengeChange[]; certs: CertSourceUpdate[] }
@@ -36,23 +34,19 @@ type ToWorker =
   | { t: 'reload'; text: string; source: string }
   | { t: 'reopen' }
   | { t: 'stop'; graceMs: number }
-  | { t: 'report'; id: number; metrics: boolean };
+  | ReportRequest;
 
 type ToPrimary =
   | { t: 'hello' }
   | { t: 'ready'; addresses: { http: string[]; https: string[] } }
   | { t: 'failed'; error: string }
   | { t: 'reloaded'; error?: string }
-  | { t: 'report'; id: number; metrics: MetricJson[]; peers: PeerState[] };
-
-type Report = Extract<ToPrimary, { t: 'report' }>;
+  | Report;
 
 const RESTART_MIN_MS = 1000;
 const RESTART_MAX_MS = 30_000;
 /** A worker that ran this long was healthy: its successor restarts without delay growth. */
 const STABLE_MS = 60_000;
-/** How long a scrape or /status waits for a worker's report (then uses its last one). */
-const REPORT_TIMEOUT_MS = 2000;
 
 /** What workers run: no admin listener and no ACME (the primary has both). */
 function workerView(config: Config): Config {
@@ -64,8 +58,6 @@ function primaryView(config: Config): Config {
   return Object.freeze({ ...config, listen: Object.freeze({ http: [], https: [] }), access_log: 'off' });
 }
 
-type Addresses = { http: string[]; https: string[] };
-type WorkerState = { worker: Worker; startedAt: number; ready: boolean; addresses: Addresses | null };
 
 export class Cluster {
   #edge: Edge | null = null;
@@ -81,10 +73,8 @@ export class Cluster {
   #config: Config;
   #stopping = false;
   #restartDelay = RESTART_MIN_MS;
-  /** Each worker's last metrics report, and the counters of workers gone (see retireCounters). */
-  readonly #lastMetrics = new Map<number, MetricJson[]>();
-  #retired: Promise<MetricJson[]> = Promise.resolve([]);
-  #reportId = 0;
+  /** The workers' part of /healthz, /status and /metrics. */
+  readonly #admin = new ClusterAdmin(this.#workers, () => ({ config: this.#config, count: this.#count }));
 
   private constructor(config: Config, text: string, log: EventLog) {
     this.#config = config;
@@ -110,7 +100,7 @@ export class Cluster {
       log,
       startAcme: false,
       onAcmeCertificates: (update) => cluster_.#broadcastCerts(update),
-      node: cluster_.#nodeExtension(),
+      node: cluster_.#admin,
     });
     cluster_.#edge = edge;
     edge.challenges.onChange((change) => cluster_.#broadcast({ t: 'token', change }));
@@ -196,9 +186,7 @@ export class Cluster {
       });
       worker.once('exit', (code, signal) => {
         this.#workers.delete(worker.id);
-        const last = this.#lastMetrics.get(worker.id);
-        this.#lastMetrics.delete(worker.id);
-        if (last) this.#retired = this.#retired.then((retired) => retireCounters(retired, last).catch(() => retired));
+        this.#admin.workerExited(worker.id);
         if (!state.ready) reject(new Error(`worker ${worker.id} exited while starting (${signal ?? code})`));
         if (this.#stopping || !state.ready) return;
         this.#log.error('worker_exited', { worker: worker.id, worker_pid: worker.process.pid, code, signal });
@@ -209,68 +197,6 @@ export class Cluster {
         timer.unref();
       });
     });
-  }
-
-  /** The workers' part of the admin endpoints (the edge asks while serving /healthz etc.). */
-  #nodeExtension(): NodeExtension {
-    return {
-      amend: (facts) => this.#amend(facts),
-      peers: async () => (await this.#reports(false)).map(([, r]) => r?.peers ?? []),
-      metrics: async (own) => {
-        // A worker that did not answer in time counts with its last report, not as zero.
-        const reports = await this.#reports(true);
-        const retired = await this.#retired;
-        // A worker that exited meanwhile counts in `retired` already.
-        const workers = reports.filter(([id]) => this.#workers.has(id)).map(([id, r]) => r?.metrics ?? this.#lastMetrics.get(id) ?? []);
-        return aggregateText([own, ...workers, retired]);
-      },
-    };
-  }
-
-  /** The primary binds no http/https address: those facts are the workers'. */
-  #amend(facts: NodeFacts): NodeFacts {
-    const states = [...this.#workers.values()];
-    const serving = states.find((w) => w.ready && w.addresses)?.addresses ?? null;
-    const listeners = facts.listeners.map((l): ListenerFacts => {
-      if (l.role === 'admin') return l;
-      const configured = this.#config.listen[l.role].map((a) => a.text);
-      return { role: l.role, configured, bound: serving?.[l.role] ?? [], missing: serving ? [] : configured };
-    });
-    return {
-      ...facts,
-      listeners,
-      workers: {
-        configured: this.#count,
-        list: states.map((w) => ({ id: w.worker.id, pid: w.worker.process.pid ?? null, ready: w.ready, started_at: new Date(w.startedAt).toISOString() })),
-      },
-    };
-  }
-
-  /** Asks every ready worker for its report: [worker id, report, or null when it did not answer in time]. */
-  #reports(metrics: boolean): Promise<[number, Report | null][]> {
-    return Promise.all(
-      [...this.#workers.values()].map(({ worker, ready }) => {
-        if (!ready) return Promise.resolve([worker.id, null] as [number, Report | null]);
-        const id = ++this.#reportId;
-        return new Promise<[number, Report | null]>((resolve) => {
-          const done = (report: Report | null) => {
-            clearTimeout(timer);
-            worker.off('message', onMessage);
-            worker.off('exit', onExit);
-            if (report && metrics && this.#workers.has(worker.id)) this.#lastMetrics.set(worker.id, report.metrics);
-            resolve([worker.id, report]);
-          };
-          const onMessage = (m: ToPrimary) => {
-            if (m.t === 'report' && m.id === id) done(m);
-          };
-          const onExit = () => done(null);
-          const timer = setTimeout(() => done(null), REPORT_TIMEOUT_MS);
-          worker.on('message', onMessage);
-          worker.once('exit', onExit);
-          send(worker, { t: 'report', id, metrics });
-        });
-      }),
-    );
   }
 
   #broadcastCerts(update: CertSourceUpdate): void {
@@ -375,12 +301,7 @@ export function runWorker(log: EventLog): Promise<number> {
           stop(message.graceMs);
           return;
         case 'report':
-          send(process, {
-            t: 'report',
-            id: message.id,
-            metrics: message.metrics && metrics ? await metrics.json() : [],
-            peers: edge?.peers.status() ?? [],
-          });
+          send(process, await workerReport(message, metrics, () => edge?.peers.status() ?? []));
           return;
       }
     });

@@ -26,8 +26,8 @@ import type { AdminRoute } from './admin.ts';
 import { createGateway, siteRoutes } from './http/gateway.ts';
 import type { Gateway, GatewayState, RequestMetrics } from './http/gateway.ts';
 import { EdgeMetrics } from './metrics.ts';
-import { healthProblems, mergePeers, statusDocument } from './status.ts';
-import type { ListenerFacts, NodeExtension, NodeFacts, SiteFacts, StatusDocument } from './status.ts';
+import { healthProblems, listenerFacts, mergePeers, siteFacts, statusDocument } from './status.ts';
+import type { NodeExtension, NodeFacts, StatusDocument } from './status.ts';
 
 export const DEFAULT_GRACE_MS = 30_000;
 
@@ -156,7 +156,7 @@ export class Edge {
     );
     metrics?.observe({
       certificates: () => this.certificates.certificates(),
-      sites: () => this.#siteFacts().map((site) => ({ name: site.name, addresses: site.addresses.length })),
+      sites: () => siteFacts(this.#state.config.sites, this.upstreams.status()).map((site) => ({ name: site.name, addresses: site.addresses.length })),
       acmeNames: () => this.#acme?.renewer.status().map((r) => r.name) ?? [],
     });
     const handleAdmin = createAdminHandler(() => this.#adminRoutes(), deps.log);
@@ -250,46 +250,21 @@ export class Edge {
 
   #facts(): NodeFacts {
     const { config, stopping } = this.#state;
-    const roles = [
-      ['http', this.#http, config.listen.http],
-      ['https', this.#https, config.listen.https],
-      ['admin', this.#admin, config.admin ? [config.admin] : []],
-    ] as const;
-    const listeners = roles.map(([role, group, wanted]): ListenerFacts => {
-      const bound = new Set(group.listeners.map((l) => l.address.text));
-      return {
-        role,
-        configured: wanted.map((a) => a.text),
-        bound: group.listeners.map((l) => l.bound),
-        missing: wanted.filter((a) => !bound.has(a.text)).map((a) => a.text),
-      };
-    });
     const facts: NodeFacts = {
       now: Date.now(),
       stopping,
       workers: null,
-      listeners,
-      sites: this.#siteFacts(),
+      listeners: [
+        listenerFacts('http', config.listen.http, this.#http.listeners),
+        listenerFacts('https', config.listen.https, this.#https.listeners),
+        listenerFacts('admin', config.admin ? [config.admin] : [], this.#admin.listeners),
+      ],
+      sites: siteFacts(config.sites, this.upstreams.status()),
       certificates: this.certificates.certificates(),
       acme: config.acme ? (this.#acme?.renewer.status() ?? []) : null,
       peers: this.peers.status(),
     };
     return this.#deps.node ? this.#deps.node.amend(facts) : facts;
-  }
-
-  #siteFacts(): SiteFacts[] {
-    const upstreams = new Map(this.upstreams.status().map((u) => [u.upstream, u]));
-    return this.#state.config.sites.map((site) => {
-      const u = upstreams.get(site.upstream.text);
-      return {
-        name: site.hosts[0]!,
-        hosts: [...site.hosts],
-        upstream: site.upstream.text,
-        addresses: [...(u?.addresses ?? [])],
-        resolvedAt: u?.resolvedAt ?? null,
-        resolveError: u?.lastFailure ?? null,
-      };
-    });
   }
 
   /**

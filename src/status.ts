@@ -5,6 +5,8 @@
 // pure functions of those facts.
 
 import { readFileSync } from 'node:fs';
+import type { Site } from './config.ts';
+import type { ListenAddress } from './units.ts';
 import type { CertInfo } from './tls/certificate.ts';
 import type { PeerState } from './acme/peers.ts';
 import type { RenewalStatus } from './acme/renewer.ts';
@@ -58,6 +60,36 @@ export type NodeExtension = {
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 const STARTED_AT = Date.now() - process.uptime() * 1000;
 const DAY_MS = 86_400_000;
+
+/** One role's listeners: what the config asks for against what is bound. */
+export function listenerFacts(role: ListenerFacts['role'], wanted: readonly ListenAddress[], bound: readonly { address: ListenAddress; bound: string }[]): ListenerFacts {
+  const texts = new Set(bound.map((l) => l.address.text));
+  return {
+    role,
+    configured: wanted.map((a) => a.text),
+    bound: bound.map((l) => l.bound),
+    missing: wanted.filter((a) => !texts.has(a.text)).map((a) => a.text),
+  };
+}
+
+/** Each site with its upstream's current state (Upstreams.status(), by upstream text). */
+export function siteFacts(
+  sites: readonly Site[],
+  upstreams: readonly { upstream: string; addresses: readonly string[]; lastFailure: string | null; resolvedAt: number | null }[],
+): SiteFacts[] {
+  const byText = new Map(upstreams.map((u) => [u.upstream, u]));
+  return sites.map((site) => {
+    const u = byText.get(site.upstream.text);
+    return {
+      name: site.hosts[0]!,
+      hosts: [...site.hosts],
+      upstream: site.upstream.text,
+      addresses: [...(u?.addresses ?? [])],
+      resolvedAt: u?.resolvedAt ?? null,
+      resolveError: u?.lastFailure ?? null,
+    };
+  });
+}
 
 /** Why the node is not healthy; empty when it is. */
 export function healthProblems(facts: NodeFacts): string[] {
