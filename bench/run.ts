@@ -16,7 +16,7 @@ import { makeFixtures, ORIGIN_NAME } from './lib/fixtures.ts';
 import { startDnsServer } from './lib/dns-server.ts';
 import { nginxBest, nginxSeed, originTarget, startOrigin } from './targets/nginx.ts';
 import { caddy } from './targets/caddy.ts';
-import { opamEdge } from './targets/opam-edge.ts';
+import { opamEdge, opamEdgeAdmin } from './targets/opam-edge.ts';
 import type { RunningTarget, TargetContext, TargetDef, TargetId } from './targets/target.ts';
 import { SCENARIOS } from './load/scenarios.ts';
 import { measure } from './load/driver.ts';
@@ -32,6 +32,7 @@ const DEFS: Record<TargetId, TargetDef> = {
   'nginx-best': nginxBest,
   caddy,
   'opam-edge': opamEdge,
+  'opam-edge-admin': opamEdgeAdmin,
 };
 
 const say = (line: string) => process.stderr.write(`bench: ${line}\n`);

@@ -2,9 +2,17 @@
 // path (exact, or a prefix whose rest is the route's parameter) and a handler per method.
 // Unknown path: 404; known path, other method: 405 with Allow. Bind it to loopback or a
 // private address: it has no authentication, like nginx's stub_status.
+//   GET /healthz      200 "ok", or 503 with the reasons on one line (the HEALTHCHECK's probe)
+//   GET /metrics      Prometheus text format
+//   GET /status       the node as one JSON document (status.ts)
+//   GET /             the same, as an HTML page for a person (admin-page.ts)
+//   POST /renew/NAME  the renewal loop orders NAME now
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { EventLog } from './log.ts';
+import { CONTENT_TYPE } from './metrics.ts';
+import type { StatusDocument } from './status.ts';
+import { renderStatusPage } from './admin-page.ts';
 
 export type AdminHandler = (req: IncomingMessage, res: ServerResponse, param: string) => void | Promise<void>;
 
@@ -18,6 +26,11 @@ export type AdminRoute = {
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = `${JSON.stringify(body)}\n`;
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', ...headers });
+  res.end(res.req.method === 'HEAD' ? undefined : text);
+}
+
+export function sendText(res: ServerResponse, status: number, contentType: string, text: string): void {
+  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
   res.end(res.req.method === 'HEAD' ? undefined : text);
 }
 
@@ -65,4 +78,37 @@ export function renewRoute(renewNow: (name: string) => { name: string; at: strin
       },
     },
   };
+}
+
+/** GET|HEAD /healthz: 200 "ok", or 503 and why (one line: Docker keeps the first line). */
+export function healthRoute(problems: () => string[]): AdminRoute {
+  const answer: AdminHandler = (_req, res) => {
+    const found = problems();
+    if (found.length === 0) sendText(res, 200, 'text/plain; charset=utf-8', 'ok\n');
+    else sendText(res, 503, 'text/plain; charset=utf-8', `${found.join('; ')}\n`);
+  };
+  return { path: '/healthz', methods: { GET: answer, HEAD: answer } };
+}
+
+/** GET|HEAD /metrics; `text` resolves null when metrics are not recorded (admin was off at start). */
+export function metricsRoute(text: () => Promise<string | null>): AdminRoute {
+  const answer: AdminHandler = async (_req, res) => {
+    const body = await text();
+    if (body === null) {
+      sendText(res, 503, 'text/plain; charset=utf-8', 'metrics are recorded only when `admin` is set at start: restart opam-edge to record them\n');
+    } else {
+      sendText(res, 200, CONTENT_TYPE, body);
+    }
+  };
+  return { path: '/metrics', methods: { GET: answer, HEAD: answer } };
+}
+
+/** GET|HEAD /status (JSON) and / (the same as an HTML page). */
+export function statusRoutes(status: () => Promise<StatusDocument>): AdminRoute[] {
+  const json: AdminHandler = async (_req, res) => sendJson(res, 200, await status());
+  const page: AdminHandler = async (_req, res) => sendText(res, 200, 'text/html; charset=utf-8', renderStatusPage(await status()));
+  return [
+    { path: '/status', methods: { GET: json, HEAD: json } },
+    { path: '/', methods: { GET: page, HEAD: page } },
+  ];
 }

@@ -5,8 +5,12 @@
 // plane travels over the IPC channel:
 //   primary -> worker  init {config text, ticket keys, tokens, ACME certificates},
 //                      token (one change), certs (an ACME source), reload {config text},
-//                      reopen, stop {grace}
-//   worker -> primary  hello, ready {addresses}, failed {error}, reloaded {error?}
+//                      reopen, stop {grace}, report {id, metrics?}
+//   worker -> primary  hello, ready {addresses}, failed {error}, reloaded {error?},
+//                      report {id, metrics JSON, challenge peers}
+// The admin listener is the primary's; cluster-admin.ts adds the workers to its answers
+// (report). Only these messages travel (prom-client's own cluster IPC is not used); both
+// sides ignore a message whose `t` they do not know.
 // Workers bind their own sockets with SO_REUSEPORT (the kernel spreads connections; no
 // hop through the primary); port 0 (tests) uses node:cluster's shared socket instead.
 
@@ -19,6 +23,9 @@ import type { EventLog } from './log.ts';
 import { Edge } from './edge.ts';
 import type { ChallengeChange } from './acme/challenges.ts';
 import type { CertSourceUpdate } from './tls/certificate.ts';
+import { EdgeMetrics } from './metrics.ts';
+import { ClusterAdmin, workerReport } from './cluster-admin.ts';
+import type { Report, ReportRequest, WorkerState } from './cluster-admin.ts';
 
 type ToWorker =
   | { t: 'init'; text: string; source: string; ticketKeys: string; tokens: ChallengeChange[]; certs: CertSourceUpdate[] }
@@ -26,13 +33,15 @@ type ToWorker =
   | { t: 'certs'; update: CertSourceUpdate }
   | { t: 'reload'; text: string; source: string }
   | { t: 'reopen' }
-  | { t: 'stop'; graceMs: number };
+  | { t: 'stop'; graceMs: number }
+  | ReportRequest;
 
 type ToPrimary =
   | { t: 'hello' }
   | { t: 'ready'; addresses: { http: string[]; https: string[] } }
   | { t: 'failed'; error: string }
-  | { t: 'reloaded'; error?: string };
+  | { t: 'reloaded'; error?: string }
+  | Report;
 
 const RESTART_MIN_MS = 1000;
 const RESTART_MAX_MS = 30_000;
@@ -49,10 +58,9 @@ function primaryView(config: Config): Config {
   return Object.freeze({ ...config, listen: Object.freeze({ http: [], https: [] }), access_log: 'off' });
 }
 
-type WorkerState = { worker: Worker; startedAt: number; ready: boolean };
 
 export class Cluster {
-  readonly edge: Edge;
+  #edge: Edge | null = null;
   readonly #log: EventLog;
   readonly #ticketKeys = randomBytes(48).toString('hex');
   readonly #workers = new Map<number, WorkerState>();
@@ -61,15 +69,23 @@ export class Cluster {
   #text: string;
   #source: string;
   #count: number;
+  /** The config as written (the primary's edge runs primaryView of it). */
+  #config: Config;
   #stopping = false;
   #restartDelay = RESTART_MIN_MS;
+  /** The workers' part of /healthz, /status and /metrics. */
+  readonly #admin = new ClusterAdmin(this.#workers, () => ({ config: this.#config, count: this.#count }));
 
-  private constructor(edge: Edge, text: string, source: string, count: number, log: EventLog) {
-    this.edge = edge;
+  private constructor(config: Config, text: string, log: EventLog) {
+    this.#config = config;
     this.#text = text;
-    this.#source = source;
-    this.#count = count;
+    this.#source = config.source;
+    this.#count = config.workers;
     this.#log = log;
+  }
+
+  get edge(): Edge {
+    return this.#edge!;
   }
 
   /**
@@ -79,10 +95,14 @@ export class Cluster {
    */
   static async start(config: Config, text: string, log: EventLog): Promise<Cluster> {
     // ACME starts after the workers (below), so the edge exists before its first certificate.
-    let onCertificates: (update: CertSourceUpdate) => void = () => {};
-    const edge = await Edge.start(primaryView(config), { log, startAcme: false, onAcmeCertificates: (update) => onCertificates(update) });
-    const cluster_ = new Cluster(edge, text, config.source, config.workers, log);
-    onCertificates = (update) => cluster_.#broadcastCerts(update);
+    const cluster_ = new Cluster(config, text, log);
+    const edge = await Edge.start(primaryView(config), {
+      log,
+      startAcme: false,
+      onAcmeCertificates: (update) => cluster_.#broadcastCerts(update),
+      node: cluster_.#admin,
+    });
+    cluster_.#edge = edge;
     edge.challenges.onChange((change) => cluster_.#broadcast({ t: 'token', change }));
     try {
       await Promise.all(Array.from({ length: config.workers }, () => cluster_.#fork()));
@@ -106,6 +126,7 @@ export class Cluster {
       this.#log.warn('reload_partial', { key: 'workers', message: `running ${this.#count} workers; restart to run ${config.workers}` });
     }
     await this.edge.reload(primaryView(config));
+    this.#config = config;
     this.#text = text;
     this.#source = config.source;
     const results = await Promise.all(
@@ -141,7 +162,7 @@ export class Cluster {
 
   #fork(): Promise<void> {
     const worker = cluster.fork();
-    const state: WorkerState = { worker, startedAt: Date.now(), ready: false };
+    const state: WorkerState = { worker, startedAt: Date.now(), ready: false, addresses: null };
     this.#workers.set(worker.id, state);
     return new Promise<void>((resolve, reject) => {
       worker.on('message', (message: ToPrimary) => {
@@ -156,6 +177,7 @@ export class Cluster {
           });
         } else if (message.t === 'ready') {
           state.ready = true;
+          state.addresses = message.addresses;
           this.#log.info('worker_ready', { worker: worker.id, worker_pid: worker.process.pid, ...message.addresses });
           resolve();
         } else if (message.t === 'failed') {
@@ -164,6 +186,7 @@ export class Cluster {
       });
       worker.once('exit', (code, signal) => {
         this.#workers.delete(worker.id);
+        this.#admin.workerExited(worker.id);
         if (!state.ready) reject(new Error(`worker ${worker.id} exited while starting (${signal ?? code})`));
         if (this.#stopping || !state.ready) return;
         this.#log.error('worker_exited', { worker: worker.id, worker_pid: worker.process.pid, code, signal });
@@ -218,6 +241,7 @@ export function runWorker(log: EventLog): Promise<number> {
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGUSR1'] as const) process.on(signal, () => {});
   return new Promise<number>((resolveExit) => {
     let edge: Edge | null = null;
+    let metrics: EdgeMetrics | null = null;
     let stopping: Promise<void> | null = null;
     const stop = (graceMs: number) => {
       stopping ??= (edge?.stop(graceMs) ?? Promise.resolve()).then(() => resolveExit(0));
@@ -231,9 +255,12 @@ export function runWorker(log: EventLog): Promise<number> {
             send(process, { t: 'failed', error: parsed.errors.join('; ') });
             return resolveExit(1);
           }
+          // Traffic metrics when the node has an admin listener at start (the primary's).
+          metrics = parsed.config.admin ? new EdgeMetrics({ role: 'worker' }) : null;
           try {
             edge = await Edge.start(workerView(parsed.config), {
               log,
+              metrics,
               startAcme: false,
               ticketKeys: Buffer.from(message.ticketKeys, 'hex'),
               initialCertificates: message.certs,
@@ -272,6 +299,9 @@ export function runWorker(log: EventLog): Promise<number> {
           return;
         case 'stop':
           stop(message.graceMs);
+          return;
+        case 'report':
+          send(process, await workerReport(message, metrics, () => edge?.peers.status() ?? []));
           return;
       }
     });

@@ -21,10 +21,13 @@ import { EdgeError } from './errors.ts';
 import { Upstreams } from './upstream/upstreams.ts';
 import { AcmeManager } from './acme/manager.ts';
 import type { AcmeDeps } from './acme/manager.ts';
-import { createAdminHandler, renewRoute } from './admin.ts';
+import { createAdminHandler, healthRoute, metricsRoute, renewRoute, statusRoutes } from './admin.ts';
 import type { AdminRoute } from './admin.ts';
 import { createGateway, siteRoutes } from './http/gateway.ts';
 import type { Gateway, GatewayState, RequestMetrics } from './http/gateway.ts';
+import { EdgeMetrics } from './metrics.ts';
+import { healthProblems, listenerFacts, mergePeers, siteFacts, statusDocument } from './status.ts';
+import type { NodeExtension, NodeFacts, StatusDocument } from './status.ts';
 
 export const DEFAULT_GRACE_MS = 30_000;
 
@@ -62,6 +65,13 @@ export type EdgeDeps = {
   acme?: Pick<AcmeDeps, 'clock' | 'issuerOptions'>;
   /** Called once per https request (metrics). */
   onRequest?: (m: RequestMetrics) => void;
+  /**
+   * Prometheus metrics. Absent: made (role 'node') when `admin` is set at start, so with
+   * admin off the request path records nothing. Workers pass theirs, or null.
+   */
+  metrics?: EdgeMetrics | null;
+  /** A cluster primary: the workers' part of /healthz, /status and /metrics. */
+  node?: NodeExtension;
 };
 
 export class Edge {
@@ -87,6 +97,8 @@ export class Edge {
   #acme: AcmeManager | null = null;
   #acmeEnabled = false;
   #tlsClientErrors = 0;
+  /** null when admin was off at start: then no hook records anything. */
+  readonly metrics: EdgeMetrics | null;
   #state: State;
   #stopped: Promise<void> | null = null;
 
@@ -99,14 +111,16 @@ export class Edge {
     this.upstreams = new Upstreams({ log: deps.log });
     // No routes until the upstreams are started (start() builds them).
     this.#state = this.#stateFor(config, createAccessLog(config.access_log, config.access_log_format, deps.log), false, false);
-    this.gateway = createGateway({ state: () => this.#state, log: deps.log, onRequest: deps.onRequest });
+    const metrics = deps.metrics === undefined ? (config.admin ? new EdgeMetrics({ role: 'node' }) : null) : deps.metrics;
+    this.metrics = metrics;
+    this.gateway = createGateway({ state: () => this.#state, log: deps.log, onRequest: both(metrics?.request, deps.onRequest) });
 
     const handlePlain = createPlainHandler({
       challenges: this.challenges,
       peers: this.peers,
       settings: () => ({ webroot: this.#state.config.challenges.webroot, stopping: this.#state.stopping }),
       accessLog: () => this.#state.accessLog,
-      onChallenge: deps.onChallenge,
+      onChallenge: both(metrics?.challenge, deps.onChallenge),
     });
     const listen = { reusePort: deps.reusePort ?? false };
     this.#http = new ListenerGroup('http', deps.log, listen, () => {
@@ -131,9 +145,20 @@ export class Edge {
         onUpgrade: this.gateway.upgrade,
         connections: this.#connections,
         sessions: this.#sessions,
-        onTlsClientError: () => this.#tlsClientErrors++,
+        onTlsClientError: metrics
+          ? () => {
+              this.#tlsClientErrors++;
+              metrics.handshakeFailed();
+            }
+          : () => this.#tlsClientErrors++,
+        onTlsHandshake: metrics?.handshake,
       }),
     );
+    metrics?.observe({
+      certificates: () => this.certificates.certificates(),
+      sites: () => siteFacts(this.#state.config.sites, this.upstreams.status()).map((site) => ({ name: site.name, addresses: site.addresses.length })),
+      acmeNames: () => this.#acme?.renewer.status().map((r) => r.name) ?? [],
+    });
     const handleAdmin = createAdminHandler(() => this.#adminRoutes(), deps.log);
     this.#admin = new ListenerGroup('admin', deps.log, { reusePort: false }, () => {
       const server = createServer(serverOptions(this.#state.config.limits), handleAdmin);
@@ -200,10 +225,46 @@ export class Edge {
   }
 
   #adminRoutes(): AdminRoute[] {
-    const routes: AdminRoute[] = [];
+    const routes: AdminRoute[] = [healthRoute(() => this.health()), metricsRoute(() => this.#metricsText()), ...statusRoutes(() => this.status())];
     const acme = this.#acme;
     if (acme) routes.push(renewRoute((name) => acme.renewer.renewNow(name)));
     return routes;
+  }
+
+  /** Why this edge (with workers: the node) is not healthy; empty when it is (GET /healthz). */
+  health(): string[] {
+    return healthProblems(this.#facts());
+  }
+
+  /** GET /status: the node as one document. */
+  async status(): Promise<StatusDocument> {
+    const facts = this.#facts();
+    if (this.#deps.node) facts.peers = mergePeers([facts.peers, ...(await this.#deps.node.peers())]);
+    return statusDocument(facts);
+  }
+
+  async #metricsText(): Promise<string | null> {
+    if (!this.metrics) return null;
+    return this.#deps.node ? this.#deps.node.metrics(await this.metrics.json()) : this.metrics.text();
+  }
+
+  #facts(): NodeFacts {
+    const { config, stopping } = this.#state;
+    const facts: NodeFacts = {
+      now: Date.now(),
+      stopping,
+      workers: null,
+      listeners: [
+        listenerFacts('http', config.listen.http, this.#http.listeners),
+        listenerFacts('https', config.listen.https, this.#https.listeners),
+        listenerFacts('admin', config.admin ? [config.admin] : [], this.#admin.listeners),
+      ],
+      sites: siteFacts(config.sites, this.upstreams.status()),
+      certificates: this.certificates.certificates(),
+      acme: config.acme ? (this.#acme?.renewer.status() ?? []) : null,
+      peers: this.peers.status(),
+    };
+    return this.#deps.node ? this.#deps.node.amend(facts) : facts;
   }
 
   /**
@@ -229,7 +290,7 @@ export class Edge {
           certificates: () => store.certificates(),
         }
       : store;
-    return AcmeManager.start(config, { sink, challenges: this.challenges, log: this.#log, ...this.#deps.acme });
+    return AcmeManager.start(config, { sink, challenges: this.challenges, log: this.#log, onRenewal: this.metrics?.renewal, ...this.#deps.acme });
   }
 
   /** ACME settings changed: the old loop stops, a new one starts from the stored state. */
@@ -287,6 +348,9 @@ export class Edge {
       throw err;
     }
     this.peers.setPeers(config.challenges.peers);
+    if (config.admin && !this.metrics && this.#deps.metrics === undefined) {
+      this.#log.warn('reload_partial', { key: 'admin', message: 'metrics are recorded only when admin is set at start: /metrics answers 503 until a restart' });
+    }
     if (config.tls.http2 !== previous.config.tls.http2 && this.#https.listeners.length > 0) {
       this.#log.warn('reload_partial', { key: 'tls.http2', message: 'applies to https addresses bound from now on; restart to change the bound ones' });
     }
@@ -363,4 +427,13 @@ export class Edge {
     await this.#state.accessLog.close();
     this.#log.info('stopped', { drained });
   }
+}
+
+/** One hook calling both, either, or none (undefined: the caller computes nothing for it). */
+function both<A>(a: ((arg: A) => void) | undefined, b: ((arg: A) => void) | undefined): ((arg: A) => void) | undefined {
+  if (a === undefined || b === undefined) return a ?? b;
+  return (arg) => {
+    a(arg);
+    b(arg);
+  };
 }

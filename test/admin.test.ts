@@ -1,14 +1,17 @@
 // The admin listener and the ACME wiring of the Edge: names ordered at start, stored
-// certificates served before anything is ordered, POST /renew/NAME, reload.
+// certificates served before anything is ordered, POST /renew/NAME, reload; the status page.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { validateConfig } from '../src/config.ts';
 import type { Config } from '../src/config.ts';
 import { Edge } from '../src/edge.ts';
 import { createAdminHandler, renewRoute, sendJson } from '../src/admin.ts';
+import { esc, renderStatusPage } from '../src/admin-page.ts';
+import type { StatusDocument } from '../src/status.ts';
+import { scrape, valueOf } from './helpers/prom.ts';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { memoryLog } from './helpers/events.ts';
@@ -111,6 +114,17 @@ test('edge with acme: names ordered at start, POST /renew/NAME renews, restart s
   assert.equal(body.name, 'opam.test');
   const renewed = await log.waitFor((e) => e.event === 'acme_certificate_issued' && e.name === 'opam.test' && e.serial !== first);
   assert.equal(acmeSerial('opam.test'), renewed.serial);
+  // Orders counted by name and result; /status shows the ACME certificate and its next renewal.
+  const { samples } = await scrape(edge.ports.admin[0]!);
+  assert.equal(valueOf(samples, 'opam_edge_acme_renewals_total', { name: 'opam.test', result: 'success' }), 2);
+  assert.equal(valueOf(samples, 'opam_edge_acme_renewals_total', { name: 'www.opam.test', result: 'success' }), 1);
+  assert.equal(valueOf(samples, 'opam_edge_acme_renewals_total', { name: 'opam.test', result: 'failure' }), 0);
+  const doc = (await (await request(`${admin}/status`)).body.json()) as StatusDocument;
+  const served = doc.certificates.find((c) => c.serial === renewed.serial)!;
+  assert.equal(served.source, 'acme');
+  assert.ok(served.next_renewal && Date.parse(served.next_renewal) > Date.now());
+  assert.equal(served.last_error, null);
+  assert.deepEqual(doc.acme?.map((a) => [a.name, a.failures]), [['opam.test', 0], ['www.opam.test', 0]]);
 
   // A SIGHUP-style reload with the same acme settings keeps the loop; other settings restart it.
   const running = edge.acme;
@@ -129,4 +143,69 @@ test('edge with acme: names ordered at start, POST /renew/NAME renews, restart s
   assert.equal(acmeSerial('opam.test'), renewed.serial);
   assert.ok(acmeSerial('www.opam.test'));
   assert.equal((await request(`http://127.0.0.1:${edge.ports.admin[0]}/renew/unknown.test`, { method: 'POST' })).statusCode, 404);
+});
+
+test('the status page (GET /) renders every section and escapes every value', async () => {
+  const evil = '<script>alert("x")</script>&\'';
+  const doc: StatusDocument = {
+    version: '0.1.0',
+    pid: 42,
+    started_at: '2026-11-26T00:00:00.000Z',
+    uptime_s: 3725,
+    now: '2026-11-26T01:02:05.000Z',
+    healthy: false,
+    problems: [`no certificate loaded (acme opam.test: ${evil})`],
+    workers: { configured: 2, ready: 1, list: [{ id: 1, pid: 100, ready: true, started_at: '2026-11-26T00:00:01.000Z' }, { id: 2, pid: 101, ready: false, started_at: '2026-11-26T01:00:00.000Z' }] },
+    listeners: [{ role: 'https', configured: ['[::]:443'], bound: [], missing: ['[::]:443'] }],
+    sites: [{ name: 'opam.test', hosts: ['opam.test', evil], upstream: 'http://opam_live:80', addresses: ['10.0.0.5:80'], resolved_at: '2026-11-26T01:02:00.000Z', resolve_error: evil }],
+    certificates: [
+      { names: ['opam.test'], issuer: `CN=${evil}`, serial: 'AB', key_type: 'ecdsa', source: 'acme', origin: `/var/lib/${evil}`, not_before: '2026-11-01T00:00:00.000Z', not_after: '2026-11-28T00:00:00.000Z', days_left: 1.9, next_renewal: '2026-11-26T02:00:00.000Z', last_error: evil },
+    ],
+    acme: [{ name: 'opam.test', next_attempt: '2026-11-26T02:00:00.000Z', reason: 'retry', failures: 2, last_error: evil, serial: null }],
+    peers: [{ peer: `http://${evil}/`, last_attempt_at: '2026-11-26T01:00:00.000Z', reached: false, last_error: evil }],
+  };
+  const html = renderStatusPage(doc);
+  assert.ok(html.startsWith('<!doctype html>'));
+  assert.ok(!html.includes('<script'), 'no markup from the values');
+  assert.ok(!/(src|href)="(https?:)?\/\//.test(html), 'no external asset');
+  assert.equal(html.split('&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;&#39;').length - 1, 9, 'each of the nine evil values, escaped');
+  for (const heading of ['Listeners', 'Workers', 'Sites', 'Certificates', 'ACME', 'Challenge peers']) assert.ok(html.includes(`<h2>${heading}</h2>`), heading);
+  assert.ok(html.includes('unhealthy'));
+  assert.ok(html.includes('1h 2m'), 'uptime for a person');
+  assert.ok(html.includes('class="n bad">1.9<'), 'a certificate about to expire stands out');
+  assert.equal(esc(`a<b>"c"&'d'`), 'a&lt;b&gt;&quot;c&quot;&amp;&#39;d&#39;');
+});
+
+test('admin listener of a running edge: GET / is the page, /status the JSON, /metrics and /healthz; other methods 405', async (t) => {
+  const c = config({
+    listen: { http: ['127.0.0.1:0'], https: [] },
+    admin: '127.0.0.1:0',
+    access_log: 'off',
+    sites: [{ hosts: ['opam.test'], upstream: 'http://127.0.0.1:9' }],
+  });
+  const edge = await Edge.start(c, { log: memoryLog() });
+  t.after(() => edge.stop(0));
+  const base = `http://127.0.0.1:${edge.ports.admin[0]}`;
+  const page = await request(`${base}/`);
+  assert.equal(page.statusCode, 200);
+  assert.equal(page.headers['content-type'], 'text/html; charset=utf-8');
+  const html = await page.body.text();
+  assert.ok(html.includes('<td>opam.test</td>'));
+  assert.ok(html.includes('healthy'));
+  const status = await request(`${base}/status`);
+  assert.equal(status.headers['content-type'], 'application/json');
+  const doc = (await status.body.json()) as StatusDocument;
+  assert.equal(doc.version, JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version);
+  assert.equal(doc.pid, process.pid);
+  assert.equal(doc.healthy, true);
+  assert.deepEqual(doc.workers, { configured: 1, ready: 1, list: [] });
+  assert.deepEqual(doc.listeners.map((l) => [l.role, l.missing]), [['http', []], ['https', []], ['admin', []]]);
+  assert.deepEqual(doc.sites, [{ name: 'opam.test', hosts: ['opam.test'], upstream: 'http://127.0.0.1:9', addresses: ['127.0.0.1:9'], resolved_at: null, resolve_error: null }]);
+  const post = await request(`${base}/metrics`, { method: 'POST' });
+  await post.body.text();
+  assert.equal(post.statusCode, 405);
+  assert.equal(post.headers.allow, 'GET, HEAD');
+  const unknown = await request(`${base}/metrics/x`);
+  await unknown.body.text();
+  assert.equal(unknown.statusCode, 404);
 });

@@ -2,7 +2,7 @@
 // short runs. Everything else defaults to the full run: three rounds, workers 1 and auto.
 
 import { fileURLToPath } from 'node:url';
-import { TARGET_IDS } from '../targets/target.ts';
+import { DEFAULT_TARGETS, TARGET_IDS } from '../targets/target.ts';
 import type { TargetId, WorkerSet } from '../targets/target.ts';
 import { SCENARIOS } from '../load/scenarios.ts';
 
@@ -29,7 +29,7 @@ export const USAGE = `Usage: npm run bench -- [options]
   --duration S         seconds per measured run (default 5)
   --warmup S           seconds of unmeasured load before each run (default 1)
   --workers LIST       1, auto or 1,auto (default 1,auto)
-  --targets LIST       ${TARGET_IDS.join(',')} (default all)
+  --targets LIST       ${TARGET_IDS.join(',')} (default all but opam-edge-admin)
   --scenarios LIST     ${SCENARIOS.map((s) => s.id).join(',')} (default all)
   --out DIR            where results go (default bench/results/)
   --no-install         never apt-get install nginx-light, caddy, nghttp2-client
@@ -44,7 +44,7 @@ export function parseOptions(argv: readonly string[]): Options | { error: string
     durationS: 5,
     warmupS: 1,
     workers: [1, 'auto'],
-    targets: [...TARGET_IDS],
+    targets: [...DEFAULT_TARGETS],
     scenarios: SCENARIOS.map((s) => s.id),
     out: DEFAULT_OUT,
     install: true,

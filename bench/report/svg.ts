@@ -20,6 +20,7 @@ const COLORS: Record<string, string> = {
   'nginx-best': '#2e7d32',
   caddy: '#1565c0',
   'opam-edge': '#8e24aa',
+  'opam-edge-admin': '#ce93d8',
 };
 
 const WIDTH = 1000;

@@ -11,8 +11,10 @@ import { startProcess } from '../lib/processes.ts';
 import { alpnOf, getStatus, waitFor200 } from '../lib/probe.ts';
 import { processTree } from '../lib/proc-stats.ts';
 
-export const TARGET_IDS = ['origin', 'nginx-seed', 'nginx-best', 'caddy', 'opam-edge'] as const;
+export const TARGET_IDS = ['origin', 'nginx-seed', 'nginx-best', 'caddy', 'opam-edge', 'opam-edge-admin'] as const;
 export type TargetId = (typeof TARGET_IDS)[number];
+/** What runs without --targets: opam-edge-admin (the cost of metrics) only when asked for. */
+export const DEFAULT_TARGETS: readonly TargetId[] = TARGET_IDS.filter((t) => t !== 'opam-edge-admin');
 
 export const PROTOCOLS = ['http', 'https', 'h2'] as const;
 export type Protocol = (typeof PROTOCOLS)[number];

@@ -21,6 +21,8 @@ export type AcmeDeps = {
   challenges: ChallengeStore;
   log: EventLog;
   clock?: Clock;
+  /** Each order that ends (metrics). */
+  onRenewal?: (name: string, result: 'success' | 'failure') => void;
   /** Tests: shorter polls and timeouts. */
   issuerOptions?: Partial<Pick<AcmeIssuerOptions, 'orderTimeoutMs' | 'requestTimeoutMs' | 'poll'>>;
 };
@@ -83,7 +85,7 @@ export class AcmeManager {
       ...deps.issuerOptions,
     });
     const names = acmeNames(config);
-    const renewer = new Renewer({ names, issuer, storage, sink: deps.sink, log: deps.log, clock: deps.clock });
+    const renewer = new Renewer({ names, issuer, storage, sink: deps.sink, log: deps.log, clock: deps.clock, onRenewal: deps.onRenewal });
     const manager = new AcmeManager(settingsKey(config), storage, issuer, renewer);
     try {
       await renewer.start();

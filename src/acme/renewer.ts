@@ -37,7 +37,12 @@ export type RenewerDeps = {
   log: EventLog;
   clock?: Clock;
   random?: () => number;
+  /** Each order that ends (metrics). */
+  onRenewal?: (name: string, result: 'success' | 'failure') => void;
 };
+
+/** One managed name's schedule (admin /status). */
+export type RenewalStatus = { name: string; at: string; reason: Plan['reason']; failures: number; last_error: string | null; serial: string | null };
 
 export type Plan = { at: number; reason: 'missing' | 'expiring' | 'ari' | 'retry' | 'forced' };
 
@@ -122,7 +127,7 @@ export class Renewer {
   }
 
   /** The schedule, per name (for /status and tests). */
-  status(): { name: string; at: string; reason: Plan['reason']; failures: number; last_error: string | null; serial: string | null }[] {
+  status(): RenewalStatus[] {
     const now = this.#clock.now();
     return [...this.#entries.values()].map((e) => {
       const plan = this.plan(e.name, now)!;
@@ -216,6 +221,7 @@ export class Renewer {
         days_left: daysLeft(stored, this.#clock.now()),
         version: stored.version,
       });
+      this.#d.onRenewal?.(name, 'success');
     } catch (err) {
       if (this.#stopped) return;
       const now = this.#clock.now();
@@ -233,6 +239,7 @@ export class Renewer {
         next_attempt: entry.state.next_attempt,
         serving: bestCertificate(this.#d.sink.certificates(), name, now)?.serial ?? null,
       });
+      this.#d.onRenewal?.(name, 'failure');
     } finally {
       this.#inFlight = null;
     }

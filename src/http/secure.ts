@@ -44,6 +44,8 @@ export type SecureServerDeps = SecureHandlers & {
    * connection ended before its ClientHello arrived ("hello_timeout", "hello_closed").
    */
   onTlsClientError?: (code: string) => void;
+  /** A handshake completed; `resumed` when the session was resumed (metrics; absent: not listened for). */
+  onTlsHandshake?: (resumed: boolean) => void;
 };
 
 /** nginx's http2_max_concurrent_streams default. */
@@ -103,6 +105,8 @@ export function createSecureListener(deps: SecureServerDeps): TlsServer {
   });
   applySecureLimits(server, limits);
   deps.connections.track(server, 'secureConnection');
+  const onHandshake = deps.onTlsHandshake;
+  if (onHandshake) server.on('secureConnection', (socket: TLSSocket) => onHandshake(socket.isSessionReused()));
   const http = server as unknown as HttpServer;
   routeHandshakes(server, {
     select: (servername) => store.select(servername),

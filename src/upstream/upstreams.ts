@@ -128,11 +128,13 @@ export class Upstreams {
     if (!(await waitAtMost(closed, graceMs))) await Promise.all(entries.map((e) => e.pools.destroy()));
   }
 
-  status(): { upstream: string; addresses: readonly string[]; lastFailure: string | null }[] {
+  /** Per upstream: current addresses, the last lookup's failure and the last good answer's time (ms). */
+  status(): { upstream: string; addresses: readonly string[]; lastFailure: string | null; resolvedAt: number | null }[] {
     return [...this.#entries.values()].map((e) => ({
       upstream: e.upstream.text,
       addresses: e.pools.addresses,
       lastFailure: e.resolver?.status.lastFailure ?? null,
+      resolvedAt: e.resolver?.status.lastSuccessAt ?? null,
     }));
   }
 

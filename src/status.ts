@@ -1,0 +1,210 @@
+// What the admin listener says about the node: GET /healthz (a verdict with its reasons) and
+// GET /status (one JSON document, also rendered as HTML by admin-page.ts). The edge gathers
+// the facts from its own parts; with workers, the cluster primary amends them with what
+// only it knows (the workers, their listeners, their challenge peers). Both answers are
+// pure functions of those facts.
+
+import { readFileSync } from 'node:fs';
+import type { Site } from './config.ts';
+import type { ListenAddress } from './units.ts';
+import type { CertInfo } from './tls/certificate.ts';
+import type { PeerState } from './acme/peers.ts';
+import type { RenewalStatus } from './acme/renewer.ts';
+import type { MetricJson } from './metrics.ts';
+
+export type ListenerFacts = {
+  role: 'http' | 'https' | 'admin';
+  /** The addresses as configured ("[::]:443"). */
+  configured: string[];
+  /** As bound, with the kernel's port where 0 was asked for. */
+  bound: string[];
+  /** Configured addresses not bound now. */
+  missing: string[];
+};
+
+export type WorkerFacts = { id: number; pid: number | null; ready: boolean; started_at: string };
+
+export type SiteFacts = {
+  name: string;
+  hosts: string[];
+  upstream: string;
+  addresses: string[];
+  /** The last successful resolution (ms); null before the first one, or for an IP literal. */
+  resolvedAt: number | null;
+  resolveError: string | null;
+};
+
+export type NodeFacts = {
+  now: number;
+  stopping: boolean;
+  /** null: one process serves (workers: 1). */
+  workers: { configured: number; list: WorkerFacts[] } | null;
+  listeners: ListenerFacts[];
+  sites: SiteFacts[];
+  certificates: readonly CertInfo[];
+  /** null when ACME is off. */
+  acme: RenewalStatus[] | null;
+  peers: PeerState[];
+};
+
+/** What a cluster primary adds to its own edge's facts and metrics. */
+export type NodeExtension = {
+  /** The workers, and the http/https listeners they bind (the primary binds none). */
+  amend(facts: NodeFacts): NodeFacts;
+  /** Every worker's view of the challenge peers (the workers forward, not the primary). */
+  peers(): Promise<PeerState[][]>;
+  /** The whole node's metrics, given the primary's own. */
+  metrics(own: MetricJson[]): Promise<string>;
+};
+
+export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const STARTED_AT = Date.now() - process.uptime() * 1000;
+const DAY_MS = 86_400_000;
+
+/** One role's listeners: what the config asks for against what is bound. */
+export function listenerFacts(role: ListenerFacts['role'], wanted: readonly ListenAddress[], bound: readonly { address: ListenAddress; bound: string }[]): ListenerFacts {
+  const texts = new Set(bound.map((l) => l.address.text));
+  return {
+    role,
+    configured: wanted.map((a) => a.text),
+    bound: bound.map((l) => l.bound),
+    missing: wanted.filter((a) => !texts.has(a.text)).map((a) => a.text),
+  };
+}
+
+/** Each site with its upstream's current state (Upstreams.status(), by upstream text). */
+export function siteFacts(
+  sites: readonly Site[],
+  upstreams: readonly { upstream: string; addresses: readonly string[]; lastFailure: string | null; resolvedAt: number | null }[],
+): SiteFacts[] {
+  const byText = new Map(upstreams.map((u) => [u.upstream, u]));
+  return sites.map((site) => {
+    const u = byText.get(site.upstream.text);
+    return {
+      name: site.hosts[0]!,
+      hosts: [...site.hosts],
+      upstream: site.upstream.text,
+      addresses: [...(u?.addresses ?? [])],
+      resolvedAt: u?.resolvedAt ?? null,
+      resolveError: u?.lastFailure ?? null,
+    };
+  });
+}
+
+/** Why the node is not healthy; empty when it is. */
+export function healthProblems(facts: NodeFacts): string[] {
+  const problems: string[] = [];
+  if (facts.stopping) problems.push('stopping');
+  if (facts.workers !== null) {
+    const ready = facts.workers.list.filter((w) => w.ready).length;
+    if (ready < facts.workers.configured) problems.push(`${ready} of ${facts.workers.configured} workers ready`);
+  }
+  for (const l of facts.listeners) if (l.missing.length > 0) problems.push(`${l.role} listener not bound: ${l.missing.join(', ')}`);
+  const https = facts.listeners.find((l) => l.role === 'https');
+  if (https && https.configured.length > 0 && facts.certificates.length === 0) {
+    const failing = facts.acme?.find((a) => a.last_error !== null);
+    problems.push(`no certificate loaded${failing ? ` (acme ${failing.name}: ${oneLine(failing.last_error!)})` : facts.acme ? ' (acme orders pending)' : ''}`);
+  }
+  return problems;
+}
+
+export type CertificateStatus = {
+  names: string[];
+  issuer: string;
+  serial: string;
+  key_type: 'ecdsa' | 'rsa';
+  source: CertInfo['source'];
+  origin: string;
+  not_before: string;
+  not_after: string;
+  days_left: number;
+  /** When built-in ACME next orders one of its names; null when ACME does not manage them. */
+  next_renewal: string | null;
+  last_error: string | null;
+};
+
+export type StatusDocument = {
+  version: string;
+  pid: number;
+  started_at: string;
+  uptime_s: number;
+  now: string;
+  healthy: boolean;
+  problems: string[];
+  workers: { configured: number; ready: number; list: WorkerFacts[] };
+  listeners: ListenerFacts[];
+  sites: { name: string; hosts: string[]; upstream: string; addresses: string[]; resolved_at: string | null; resolve_error: string | null }[];
+  certificates: CertificateStatus[];
+  acme: { name: string; next_attempt: string; reason: string; failures: number; last_error: string | null; serial: string | null }[] | null;
+  peers: { peer: string; last_attempt_at: string | null; reached: boolean | null; last_error: string | null }[];
+};
+
+export function statusDocument(facts: NodeFacts): StatusDocument {
+  const problems = healthProblems(facts);
+  const acmeByName = new Map((facts.acme ?? []).map((a) => [a.name, a]));
+  const certificates = [...facts.certificates]
+    .sort((a, b) => a.names[0]!.localeCompare(b.names[0]!) || a.notAfter.getTime() - b.notAfter.getTime())
+    .map((c): CertificateStatus => {
+      const managed = c.names.map((n) => acmeByName.get(n)).filter((a): a is RenewalStatus => a !== undefined);
+      const next = managed.map((a) => a.at).sort()[0] ?? null;
+      return {
+        names: [...c.names],
+        issuer: c.issuer,
+        serial: c.serial,
+        key_type: c.keyType,
+        source: c.source,
+        origin: c.origin,
+        not_before: c.notBefore.toISOString(),
+        not_after: c.notAfter.toISOString(),
+        days_left: Math.round(((c.notAfter.getTime() - facts.now) / DAY_MS) * 10) / 10,
+        next_renewal: next,
+        last_error: managed.find((a) => a.last_error !== null)?.last_error ?? null,
+      };
+    });
+  const workers = facts.workers;
+  return {
+    version: VERSION,
+    pid: process.pid,
+    started_at: new Date(STARTED_AT).toISOString(),
+    uptime_s: Math.round((facts.now - STARTED_AT) / 100) / 10,
+    now: new Date(facts.now).toISOString(),
+    healthy: problems.length === 0,
+    problems,
+    workers: workers ? { configured: workers.configured, ready: workers.list.filter((w) => w.ready).length, list: workers.list } : { configured: 1, ready: 1, list: [] },
+    listeners: facts.listeners,
+    sites: facts.sites.map((s) => ({
+      name: s.name,
+      hosts: s.hosts,
+      upstream: s.upstream,
+      addresses: s.addresses,
+      resolved_at: s.resolvedAt === null ? null : new Date(s.resolvedAt).toISOString(),
+      resolve_error: s.resolveError,
+    })),
+    certificates,
+    acme: facts.acme?.map((a) => ({ name: a.name, next_attempt: a.at, reason: a.reason, failures: a.failures, last_error: a.last_error, serial: a.serial })) ?? null,
+    peers: facts.peers.map((p) => ({
+      peer: p.peer,
+      last_attempt_at: p.lastAttemptAt === null ? null : new Date(p.lastAttemptAt).toISOString(),
+      reached: p.lastOk,
+      last_error: p.lastError,
+    })),
+  };
+}
+
+/** Several processes' views of the same peers: for each peer, the latest attempt wins. */
+export function mergePeers(views: readonly (readonly PeerState[])[]): PeerState[] {
+  const byPeer = new Map<string, PeerState>();
+  for (const view of views) {
+    for (const p of view) {
+      const seen = byPeer.get(p.peer);
+      if (!seen || (p.lastAttemptAt ?? -1) > (seen.lastAttemptAt ?? -1)) byPeer.set(p.peer, p);
+    }
+  }
+  // The order of the first view (the config's).
+  return [...byPeer.values()];
+}
+
+function oneLine(text: string): string {
+  const line = text.split('\n')[0]!;
+  return line.length > 200 ? `${line.slice(0, 200)}...` : line;
+}

@@ -1,0 +1,258 @@
+// GET /healthz and GET /status on the admin listener: 503 until a certificate exists (and the
+// container's HEALTHCHECK probe says so), a certificate swap and a DNS change seen in
+// /status and in the gauges, and what the last forward to each challenge peer did.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { Agent, request } from 'undici';
+import { validateConfig } from '../src/config.ts';
+import { Edge } from '../src/edge.ts';
+import type { StatusDocument } from '../src/status.ts';
+import { healthcheck } from '../src/healthcheck.ts';
+import { tempDir } from './helpers/edge-process.ts';
+import { makeCert } from './helpers/certs.ts';
+import { memoryLog } from './helpers/events.ts';
+import { freePort } from './helpers/pebble.ts';
+import { requireTool, startDnsServer } from './helpers/dns-server.ts';
+import { scrape, sumOf, valueOf } from './helpers/prom.ts';
+
+function config(raw: Record<string, unknown>) {
+  const result = validateConfig({ access_log: 'off', ...raw }, 'status-test');
+  if (!result.ok) throw new Error(result.errors.join('\n'));
+  return result.config;
+}
+
+async function get(port: number, path: string, method: 'GET' | 'HEAD' = 'GET') {
+  const res = await request(`http://127.0.0.1:${port}${path}`, { method });
+  return { status: res.statusCode, headers: res.headers, body: await res.body.text() };
+}
+
+async function status(port: number): Promise<StatusDocument> {
+  const res = await get(port, '/status');
+  assert.equal(res.status, 200);
+  return JSON.parse(res.body) as StatusDocument;
+}
+
+async function until<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 8000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+test('/healthz: 503 with the reason while no certificate exists (ACME unreachable), 200 once one is loaded; the HEALTHCHECK probe follows', async (t) => {
+  const dir = tempDir();
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const raw = {
+    listen: { http: ['127.0.0.1:0'], https: ['127.0.0.1:0'] },
+    admin: '127.0.0.1:0',
+    acme: { directory: 'https://127.0.0.1:1/dir', storage: join(dir, 'storage') },
+    sites: [{ hosts: ['opam.test'], upstream: 'http://127.0.0.1:9' }],
+  };
+  const log = memoryLog();
+  const edge = await Edge.start(config(raw), { log });
+  t.after(() => edge.stop(0));
+  const admin = edge.ports.admin[0]!;
+  const early = await get(admin, '/healthz');
+  assert.equal(early.status, 503);
+  assert.match(early.body, /^no certificate loaded/);
+  assert.equal(early.headers['cache-control'], 'no-store');
+
+  await log.waitFor((e) => e.event === 'acme_order_failed' && e.name === 'opam.test');
+  const failing = await get(admin, '/healthz');
+  assert.equal(failing.status, 503);
+  assert.match(failing.body, /^no certificate loaded \(acme opam\.test: .+\)\n$/);
+  const head = await get(admin, '/healthz', 'HEAD');
+  assert.equal(head.status, 503);
+  assert.equal(head.body, '');
+  const { samples } = await scrape(admin);
+  assert.equal(valueOf(samples, 'opam_edge_acme_renewals_total', { name: 'opam.test', result: 'failure' }), 1);
+  assert.equal(valueOf(samples, 'opam_edge_acme_renewals_total', { name: 'opam.test', result: 'success' }), 0);
+  const doc = await status(admin);
+  assert.equal(doc.healthy, false);
+  assert.equal(doc.acme?.[0]?.name, 'opam.test');
+  assert.equal(doc.acme?.[0]?.failures, 1);
+  assert.ok(doc.acme?.[0]?.last_error);
+
+  // The container's HEALTHCHECK reads the admin address from the config file.
+  const probeConfig = join(dir, 'probe.yaml');
+  writeFileSync(probeConfig, `admin: "127.0.0.1:${admin}"\n`);
+  const sick = await healthcheck(['--config', probeConfig], {});
+  assert.equal(sick.healthy, false);
+  assert.match(sick.message, /answered 503: no certificate loaded/);
+
+  // A certificate arrives (here from a file, on reload): healthy.
+  const cert = await makeCert({ names: ['opam.test'], dir });
+  await edge.reload(config({ ...raw, tls: { certificates: [{ cert: cert.certPath, key: cert.keyPath }] } }));
+  const healthy = await get(admin, '/healthz');
+  assert.equal(healthy.status, 200);
+  assert.equal(healthy.body, 'ok\n');
+  assert.deepEqual(await healthcheck(['--config', probeConfig], {}), { healthy: true, message: `admin 127.0.0.1:${admin}/healthz answered 200: ok` });
+  const after = await status(admin);
+  assert.equal(after.healthy, true);
+  assert.equal(after.certificates.length, 1);
+  const served = after.certificates[0]!;
+  assert.equal(served.source, 'file');
+  assert.equal(served.serial, cert.serial);
+  // ACME manages the name: its next attempt (the back-off's retry) and last error show.
+  assert.ok(served.next_renewal && Date.parse(served.next_renewal) > Date.now());
+  assert.ok(served.last_error);
+
+  // Stopping: unhealthy at once, so a balancer stops sending.
+  const stopping = edge.stop(2000);
+  assert.deepEqual(edge.health(), ['stopping']);
+  await stopping;
+});
+
+test('/status and the gauges follow a certificate swap', async (t) => {
+  const dir = tempDir();
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const a = await makeCert({ names: ['opam.test'], dir, stem: 'a', notAfter: new Date(Date.now() + 20 * 86_400_000) });
+  const b = await makeCert({ names: ['opam.test'], dir, stem: 'b', notAfter: new Date(Date.now() + 80 * 86_400_000) });
+  const certPath = join(dir, 'live.pem');
+  const keyPath = join(dir, 'live.key');
+  copyFileSync(a.certPath, certPath);
+  copyFileSync(a.keyPath, keyPath);
+  const edge = await Edge.start(
+    config({
+      listen: { http: [], https: ['127.0.0.1:0'] },
+      admin: '127.0.0.1:0',
+      tls: { certificates: [{ cert: certPath, key: keyPath }] },
+      sites: [{ hosts: ['opam.test'], upstream: 'http://127.0.0.1:9' }],
+    }),
+    { log: memoryLog(), certWatchIntervalMs: 100 },
+  );
+  t.after(() => edge.stop(0));
+  const admin = edge.ports.admin[0]!;
+  const before = await status(admin);
+  assert.equal(before.certificates.length, 1);
+  const first = before.certificates[0]!;
+  assert.deepEqual(first.names, ['opam.test']);
+  assert.equal(first.serial, a.serial);
+  assert.equal(first.source, 'file');
+  assert.equal(first.origin, certPath);
+  assert.equal(first.next_renewal, null, 'no ACME: nothing renews it here');
+  assert.ok(first.days_left > 19.9 && first.days_left <= 20, `days_left ${first.days_left}`);
+  assert.match(first.issuer, /opam\.test/);
+  assert.equal(before.acme, null);
+  const seconds = (d: Date) => Math.floor(d.getTime() / 1000);
+  assert.equal(valueOf((await scrape(admin)).samples, 'opam_edge_certificate_not_after_seconds', { name: 'opam.test' }), seconds(a.notAfter));
+
+  // The files change in place (as certbot's renew does): the watcher swaps it in.
+  copyFileSync(b.keyPath, keyPath);
+  copyFileSync(b.certPath, certPath);
+  const swapped = await until('the new certificate in /status', async () => {
+    const doc = await status(admin);
+    return doc.certificates[0]?.serial === b.serial ? doc : null;
+  });
+  assert.equal(swapped.certificates.length, 1);
+  assert.ok(swapped.certificates[0]!.days_left > 79.9);
+  assert.equal(swapped.certificates[0]!.not_after, new Date(seconds(b.notAfter) * 1000).toISOString());
+  assert.equal(valueOf((await scrape(admin)).samples, 'opam_edge_certificate_not_after_seconds', { name: 'opam.test' }), seconds(b.notAfter));
+  // The page shows it too.
+  const page = await get(admin, '/');
+  assert.equal(page.status, 200);
+  assert.match(String(page.headers['content-type']), /^text\/html/);
+  assert.ok(page.body.includes(swapped.certificates[0]!.not_after));
+});
+
+test('/status and the gauges follow a DNS change; a name without records answers 503 and counts as no_address', { timeout: 60_000 }, async (t) => {
+  if (!requireTool(t, 'pebble-challtestsrv', 'pebble')) return;
+  const dns = await startDnsServer();
+  t.after(() => dns.stop());
+  await dns.setA('origin.test', ['127.0.0.1']);
+  const dir = tempDir();
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const cert = await makeCert({ names: ['opam.test', 'empty.test'], dir });
+  const edge = await Edge.start(
+    config({
+      listen: { http: [], https: ['127.0.0.1:0'] },
+      admin: '127.0.0.1:0',
+      resolver: { servers: [dns.server], valid: '1s' },
+      tls: { certificates: [{ cert: cert.certPath, key: cert.keyPath }] },
+      sites: [
+        { hosts: ['opam.test'], upstream: 'http://origin.test:8080' },
+        { hosts: ['empty.test'], upstream: 'http://nothing.test:8080' },
+      ],
+    }),
+    { log: memoryLog() },
+  );
+  t.after(() => edge.stop(0));
+  const admin = edge.ports.admin[0]!;
+  const before = await status(admin);
+  const site = before.sites.find((s) => s.name === 'opam.test')!;
+  assert.equal(site.upstream, 'http://origin.test:8080');
+  assert.deepEqual(site.addresses, ['127.0.0.1:8080']);
+  assert.ok(site.resolved_at);
+  const empty = before.sites.find((s) => s.name === 'empty.test')!;
+  assert.deepEqual(empty.addresses, []);
+  assert.match(empty.resolve_error ?? '', /no A or AAAA records/);
+  let { samples } = await scrape(admin);
+  assert.equal(valueOf(samples, 'opam_edge_upstream_addresses', { site: 'opam.test' }), 1);
+  assert.equal(valueOf(samples, 'opam_edge_upstream_addresses', { site: 'empty.test' }), 0);
+
+  await dns.setA('origin.test', ['127.0.0.2', '127.0.0.3']);
+  const after = await until('the new addresses in /status', async () => {
+    const doc = await status(admin);
+    const s = doc.sites.find((x) => x.name === 'opam.test')!;
+    return s.addresses.length === 2 ? s : null;
+  });
+  assert.deepEqual(after.addresses, ['127.0.0.2:8080', '127.0.0.3:8080']);
+  assert.ok(Date.parse(after.resolved_at!) > Date.parse(site.resolved_at!));
+  ({ samples } = await scrape(admin));
+  assert.equal(valueOf(samples, 'opam_edge_upstream_addresses', { site: 'opam.test' }), 2);
+
+  const agent = new Agent({ connect: { rejectUnauthorized: false, servername: 'empty.test' } });
+  t.after(() => agent.close());
+  const res = await request(`https://127.0.0.1:${edge.ports.https[0]}/`, { headers: { host: 'empty.test' }, dispatcher: agent });
+  await res.body.text();
+  assert.equal(res.statusCode, 503);
+  ({ samples } = await scrape(admin));
+  assert.equal(valueOf(samples, 'opam_edge_upstream_errors_total', { site: 'empty.test', kind: 'no_address' }), 1);
+  // Whichever protocol undici negotiated.
+  assert.equal(sumOf(samples, 'opam_edge_requests_total', { site: 'empty.test', code_class: '5xx' }), 1);
+});
+
+test('/status tells, per challenge peer, whether the last forward reached it', async (t) => {
+  const peer = createServer((_req, res) => {
+    res.writeHead(404);
+    res.end();
+  });
+  await new Promise<void>((resolve) => peer.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => peer.close(() => resolve())));
+  const live = `http://127.0.0.1:${(peer.address() as AddressInfo).port}/`;
+  const dead = `http://127.0.0.1:${await freePort()}/`;
+  const edge = await Edge.start(
+    config({
+      listen: { http: ['127.0.0.1:0'], https: [] },
+      admin: '127.0.0.1:0',
+      challenges: { peers: [live, dead] },
+      sites: [{ hosts: ['opam.test'], upstream: 'http://127.0.0.1:9' }],
+    }),
+    { log: memoryLog(), peerTimeoutMs: 2000 },
+  );
+  t.after(() => edge.stop(0));
+  const admin = edge.ports.admin[0]!;
+  const never = await status(admin);
+  assert.deepEqual(never.peers, [
+    { peer: live, last_attempt_at: null, reached: null, last_error: null },
+    { peer: dead, last_attempt_at: null, reached: null, last_error: null },
+  ]);
+  const res = await request(`http://127.0.0.1:${edge.ports.http[0]}/.well-known/acme-challenge/some-token`, { headers: { host: 'opam.test' } });
+  await res.body.text();
+  assert.equal(res.statusCode, 404);
+  const doc = await status(admin);
+  assert.equal(doc.peers[0]!.reached, true);
+  assert.equal(doc.peers[0]!.last_error, null);
+  assert.ok(doc.peers[0]!.last_attempt_at);
+  assert.equal(doc.peers[1]!.reached, false);
+  assert.equal(doc.peers[1]!.last_error, 'ECONNREFUSED');
+  // http only, no https listener: no certificate is needed to be healthy.
+  assert.equal(doc.healthy, true);
+});
