@@ -20,7 +20,7 @@ export type Part = {
 };
 
 /** Parts in the order the summary shows them. */
-const ORDER = ['corpus', 'fuzz', 'faults', 'slow-clients', 'soak', 'soak-ci', 'graceful-stop'];
+const ORDER = ['corpus', 'fuzz', 'faults-upstream', 'faults-acme', 'slow-clients', 'soak', 'soak-ci', 'graceful-stop'];
 
 const BEGIN = '<!-- figures: written from figures.json by every hardening part; do not edit -->';
 const END = '<!-- /figures -->';
