@@ -2,9 +2,7 @@
 // sockets, nginx-like limits on every connection, a clear answer to unparseable input,
 // and a drain that stops accepting, lets in-flight requests finish, then closes the rest.
 
-import { Server as NetServerClass } from 'node:net';
 import type { Server as NetServer, Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
 import type { IncomingMessage, Server as HttpServer, ServerOptions, ServerResponse } from 'node:http';
 import type { ListenAddress } from '../units.ts';
 import type { Limits } from '../config.ts';
@@ -169,8 +167,6 @@ export async function bind(server: NetServer, address: ListenAddress, log: Event
  */
 export class ConnectionTracker {
   readonly #sockets = new Set<Socket>();
-  /** closeIdle(): bytes read when a connection was last seen idle. */
-  readonly #quiet = new WeakMap<Socket, number>();
 
   track(server: NetServer, event: 'connection' | 'secureConnection' = 'connection'): void {
     server.on(event, (socket: Socket) => {
@@ -187,29 +183,6 @@ export class ConnectionTracker {
     for (const socket of this.#sockets) socket.destroy();
   }
 
-  /**
-   * Ends the HTTP/1.1 connections that carry no request or response (idle keep-alive):
-   * FIN after whatever is still queued, so a slow reader still gets the end of its last
-   * response. node:http's closeIdleConnections() destroys them instead, and to it a
-   * connection whose last response is written out but not yet read is idle: the kernel
-   * then drops (or resets) what the client has not read yet. A connection counts as idle
-   * when it had no response in flight at two rounds in a row (the drain runs this every
-   * 50 ms) and read nothing in between, so a request arriving is not cut. h2 sessions are
-   * left to their GOAWAY.
-   */
-  closeIdle(): void {
-    for (const socket of this.#sockets) {
-      if ((socket as TLSSocket).alpnProtocol === 'h2' || socket.writableEnded) continue;
-      if ((socket as ServerSocket)._httpMessage) {
-        this.#quiet.delete(socket);
-        continue;
-      }
-      const read = socket.bytesRead;
-      if (this.#quiet.get(socket) === read) socket.end();
-      else this.#quiet.set(socket, read);
-    }
-  }
-
   /** Resolves when every tracked connection has closed. */
   async idle(deadline: number): Promise<boolean> {
     while (this.#sockets.size > 0) {
@@ -220,17 +193,12 @@ export class ConnectionTracker {
   }
 }
 
-/**
- * Stops accepting on a server: closes its listening socket, nothing else. http.Server's
- * close() would also run closeIdleConnections() (see ConnectionTracker.closeIdle for what
- * that cuts) and Http2SecureServer's would close every h2 session, which can drop the last
- * flow-controlled bytes of a stream; the edge's drain deals with connections itself.
- */
+/** Stops accepting on a server: resolves once the listening socket is closed. */
 export function stopAccepting(server: NetServer): Promise<void> {
   return new Promise((resolve) => {
     if (!server.listening) return resolve();
-    NetServerClass.prototype.close.call(server);
-    // The callback of close() waits for every connection; only the listening socket matters.
+    server.close(() => resolve());
+    // http.Server.close() waits for connections; we only need the listening socket gone.
     setImmediate(resolve);
   });
 }
