@@ -1,7 +1,7 @@
 // What the hardening tests measure of a running opam-edge child: RSS and open file
 // descriptors from /proc, and the V8 heap after a full GC through the memory probe.
 
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { EdgeProcess } from '../../helpers/edge-process.ts';
 
@@ -20,6 +20,22 @@ export function rssBytes(pid: number): number {
 
 export function openFds(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
+}
+
+/** What the open fds are: "socket: 12, pipe: 3, file: 4, anon_inode:[eventpoll]: 1". */
+export function fdKinds(pid: number): string {
+  const kinds = new Map<string, number>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    let target = '?';
+    try {
+      target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      continue;
+    }
+    const kind = target.startsWith('/') ? 'file' : target.replace(/:\[\d+\]$/, '');
+    kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+  }
+  return [...kinds].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k}: ${n}`).join(', ');
 }
 
 export type MemorySample = { rss: number; heapUsed: number; fds: number };

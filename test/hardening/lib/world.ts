@@ -87,7 +87,7 @@ export type WorldOptions = {
   env?: Record<string, string>;
 };
 
-export async function startWorld(t: TestContext, options: WorldOptions = {}): Promise<World> {
+export async function startWorld(t: Pick<TestContext, 'after'>, options: WorldOptions = {}): Promise<World> {
   const dir = tempDir('opam-edge-hardening-');
   const cleanups: (() => Promise<void> | void)[] = [() => rmSync(dir, { recursive: true, force: true })];
   t.after(async () => {
