@@ -26,7 +26,7 @@ const result = await runSoak({
 });
 const rows = soakRows(result, minutes);
 const ok = result.unexpected === 0 && result.rssGrowth < 0.1 && result.after.fds <= result.start.fds;
-recordFigures('soak', { title: `Soak (${minutes} min, npm run soak)`, by: `npm run soak -- --minutes ${minutes}`, rows: [...rows, ['verdict', ok ? 'pass' : 'FAIL']], notes: result.errors.slice(0, 5) });
+recordFigures('soak', { title: `Soak (${minutes} min, npm run soak)`, by: `npm run soak -- --minutes ${minutes}`, rows: [...rows, ['verdict', ok ? 'pass' : 'FAIL']], notes: [...result.errors.slice(0, 5), ...result.leftover.slice(0, 10).map((l) => `still open after the traffic: \`${l}\``)] });
 for (const [label, value] of rows) process.stdout.write(`${label}: ${value}\n`);
 if (result.errors.length) process.stdout.write(`errors:\n${result.errors.join('\n')}\n`);
 process.stdout.write(ok ? 'soak: pass\n' : 'soak: FAIL\n');

@@ -10,6 +10,7 @@
 // Used by `npm run soak` (10 minutes, test/hardening/soak.ts) and, 60 s long, by
 // soak-ci.hardening.ts.
 
+import { spawnSync } from 'node:child_process';
 import { Agent, request } from 'undici';
 import { join } from 'node:path';
 import { startWorld, HOST, originHandler } from './world.ts';
@@ -53,6 +54,8 @@ export type SoakResult = {
   fdsAfter: string;
   /** How long after the traffic the fds took to come back (or 20 s: not back). */
   backAfterMs: number;
+  /** ss lines of the sockets still open when the fds were not back. */
+  leftover: string[];
   samples: { t: number; rss: number; heapUsed: number; fds: number }[];
 };
 
@@ -221,6 +224,14 @@ async function soak(o: SoakOptions, scope: { after(fn: () => unknown): void }): 
     after = await sample(edge);
   }
   const backAfterMs = Date.now() - idleFrom;
+  // Evidence when they are not back: the child's TCP sockets as ss(8) lists them.
+  const leftover =
+    after.fds > start.fds
+      ? (spawnSync('ss', ['-tanpo'], { encoding: 'utf8' }).stdout ?? '')
+          .split('\n')
+          .filter((l) => l.includes(`pid=${edge.child.pid},`) && !l.startsWith('LISTEN'))
+          .map((l) => l.replace(/\s+/g, ' ').trim())
+      : [];
   const fdsAfter = fdKinds(edge.child.pid!);
   const requests = Object.values(byKind).reduce((x, y) => x + y, 0);
   const failures = edge.events.filter((e) => e.event === 'request_failed').length;
@@ -245,6 +256,7 @@ async function soak(o: SoakOptions, scope: { after(fn: () => unknown): void }): 
     fdsAtStart,
     fdsAfter,
     backAfterMs,
+    leftover,
     samples,
   };
 }
