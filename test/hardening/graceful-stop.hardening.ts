@@ -107,7 +107,11 @@ test('SIGTERM with 200 requests in flight: all complete, new connections refused
       ['requests lost', 200 - complete],
       ['new connections after the stop began', newHttps && newHttp ? 'refused (https and http)' : `https ${newHttps ? 'refused' : 'ACCEPTED'}, http ${newHttp ? 'refused' : 'ACCEPTED'}`],
       ['exit', `code ${exit.code} after ${exitMs} ms (drain time 30 s); drained: ${String(drained?.drained)}`],
-      ['10 MB over h2 to a slow reader, beside them (TODO, known issue)', `${h2Complete} of 4 whole (intermittently one loses its last ~100 KB when the session closes after the client's GOAWAY)`],
+      ['10 MB over h2 to a slow reader, beside them (known issue, see notes)', `${h2Complete} of 4 whole (intermittently one loses its last ~100 KB when the session closes after the client's GOAWAY)`],
+    ],
+    notes: [
+      'The 10 MB downloads are read with node:https. With undici 8 as the HTTP/1.1 client, 1 or 2 of the 20 failed now and then with "other side closed" (the FIN after a complete response arriving while its body consumer is behind); node:https reads every byte from the same server, so the test does not count that client bug.',
+      'Known issue: a slow h2 reader of a large response can lose the last ~64–100 KB when the stop ends its session: the client answers opam-edge\'s GOAWAY with its own, node:http2 then closes the session once its streams look done, before the last flow-controlled DATA has left (seen with node:http2 and undici clients, never with HTTP/1.1). Sending only GOAWAY (no session.close()) did not change it.',
     ],
   });
   assert.deepEqual(results.filter((r) => !whole(r)).slice(0, 5), [], 'every request completed whole');

@@ -275,5 +275,6 @@ export function soakRows(r: SoakResult, minutes: number): [string, string | numb
     ['heap used after GC: after warm-up / end (MiB)', `${mib(r.warm.heapUsed)} / ${mib(r.end.heapUsed)}`],
     ['open fds: start / end of traffic / after', `${r.start.fds} / ${r.end.fds} / ${r.after.fds} (${r.after.fds <= r.start.fds ? 'back to the baseline' : 'NOT back'} ${Math.round(r.backAfterMs / 100) / 10} s after the traffic)`],
     ['fd kinds at start → after', `${r.fdsAtStart} → ${r.fdsAfter}`],
+    ['aborts', 'HTTP/1.1 only: undici\'s abort of an h2 request leaves the stream open on the server (it reads on and discards); ~150 of them fill a session\'s maxSessionMemory (10 MB) and every new stream of that session is refused with ENHANCE_YOUR_CALM'],
   ];
 }
