@@ -164,6 +164,9 @@ const schema = z.strictObject({
       idle_timeout: positiveDuration.default(75_000),
       max_header_size: size.refine((b) => b >= 1024, 'must be at least 1k').default(16 * 1024),
       max_body_size: size.nullable().default(null),
+      // A request body must average this many bytes per second once header_timeout has
+      // passed (see http/body-deadline.ts); null turns the check off.
+      min_body_rate: size.refine((b) => b > 0, 'must be greater than zero').nullable().default(1024),
       upstream_connect_timeout: positiveDuration.default(60_000),
       upstream_read_timeout: positiveDuration.default(60_000),
     })
@@ -172,6 +175,7 @@ const schema = z.strictObject({
       idle_timeout: 75_000,
       max_header_size: 16 * 1024,
       max_body_size: null,
+      min_body_rate: 1024,
       upstream_connect_timeout: 60_000,
       upstream_read_timeout: 60_000,
     }),

@@ -27,6 +27,7 @@ import type { AnyResponse } from './error-response.ts';
 import { cutClient, proxy } from './proxy.ts';
 import type { AnyRequest, ProxyOutcome } from './proxy.ts';
 import { answer, openTunnel } from './tunnel.ts';
+import { BodyDeadlines } from './body-deadline.ts';
 
 export type SiteRoute = {
   readonly site: Site;
@@ -87,6 +88,7 @@ type Exchange = {
 
 export function createGateway(deps: GatewayDeps): Gateway {
   const { log, onRequest } = deps;
+  const bodies = new BodyDeadlines(log);
 
   function begin(req: AnyRequest): Exchange {
     return {
@@ -178,6 +180,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     }
     x.picked = picked;
     if (expectsContinue) res.writeContinue();
+    bodies.watch(req, state.limits);
 
     proxy({
       req,

@@ -69,24 +69,44 @@ type ServerSocket = Socket & { _httpMessage?: ServerResponse | null };
 /**
  * node:http's parser refused the bytes (or the headers did not come in time). Answer with
  * a status where one makes sense, then close: after a framing error the rest of the
- * stream cannot be trusted. A response already under way is never corrupted: one not
- * started yet is let finish and the connection closed after it; one half sent is cut.
- * A request whose own body is broken is cut at once.
+ * stream cannot be trusted. A response already under way is never corrupted:
+ *  - the broken bytes are the in-flight request's own body (a bad chunk): while its answer
+ *    has not started, it is answered 400 on its own response (the proxy sees that response
+ *    close and aborts the upstream request); once the answer has started, the connection
+ *    is cut, since a streamed answer cannot be taken back;
+ *  - they belong to a pipelined next request: the answer in flight finishes (with
+ *    "Connection: close" when its head is not out yet), then the next request's error
+ *    answer follows and the socket ends (unless it was ending after this answer anyway).
  */
 export function onClientError(err: Error & { code?: string; reason?: string }, socket: Socket): void {
   const inFlight = (socket as ServerSocket)._httpMessage;
   if (err.code === 'ECONNRESET' || !socket.writable) {
     socket.destroy();
   } else if (inFlight) {
-    // The broken bytes are this request's own body (a bad chunk): its handler may be
-    // streaming it upstream, so cut the connection; that aborts the upstream request too.
-    if (!inFlight.req.complete) socket.destroy();
-    else if (!inFlight.headersSent) inFlight.shouldKeepAlive = false;
-    else if (inFlight.writableEnded) socket.destroySoon();
-    else socket.destroy();
+    if (!inFlight.req.complete) {
+      if (inFlight.headersSent) socket.destroy();
+      else answerInFlight(inFlight);
+      return;
+    }
+    // Bytes after a request that ends the connection (HTTP/1.0, Connection: close) are
+    // no request at all (llhttp: HPE_CLOSED_CONNECTION): nothing to answer.
+    if (!inFlight.shouldKeepAlive || err.code === 'HPE_CLOSED_CONNECTION') return;
+    if (!inFlight.headersSent) inFlight.shouldKeepAlive = false;
+    if (inFlight.writableFinished) answerAndClose(socket, clientErrorCode(err));
+    // Before node:http's own 'finish' listener, which hands the socket on or ends it.
+    else inFlight.prependOnceListener('finish', () => answerAndClose(socket, clientErrorCode(err)));
   } else {
     answerAndClose(socket, clientErrorCode(err));
   }
+}
+
+/** 400 for a request whose body broke before its answer started; the connection then closes. */
+function answerInFlight(res: ServerResponse): void {
+  const { status, message } = ERRORS.BAD_FRAMING;
+  const body = `${status} ${message}\n`;
+  res.shouldKeepAlive = false;
+  res.writeHead(status, { 'content-type': 'text/plain', 'content-length': body.length });
+  res.end(body);
 }
 
 /** CONNECT is for forward proxies; opam-edge is not one (nginx answers 405 too). */

@@ -1,6 +1,5 @@
 // The corpus harness tested on its own: the recording origin's strict parser, the response
-// splitter, the expectation language, and a TLS exchange (the https proxy target's path,
-// which cannot run until the proxy is merged).
+// splitter, the expectation language, and a TLS exchange (the https proxy target's path).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

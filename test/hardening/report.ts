@@ -8,6 +8,7 @@ import type { Observation } from './expectations.ts';
 import type { CaseResult } from './runner.ts';
 import { TARGETS } from './targets.ts';
 import type { TargetKey, Unavailable } from './targets.ts';
+import { FIGURES_PATH, readFigures, withSummary } from './lib/figures.ts';
 
 export const REPORT_PATH = fileURLToPath(new URL('./REPORT.md', import.meta.url));
 
@@ -84,9 +85,13 @@ export function writeReport(run: RunRecord, path = REPORT_PATH): string {
   const lines: string[] = [];
   const out = (s = '') => lines.push(s);
 
-  out('# Hardening report: the request-parsing corpus');
+  out('# Hardening report');
   out();
-  out(`Written by \`npm run test:hardening\` (test/hardening/corpus.hardening.ts) on ${new Date().toISOString().slice(0, 10)}, in ${run.seconds} s. Do not edit: every run rewrites it.`);
+  out('Written by `npm run test:hardening` (test/hardening/*.hardening.ts) and, for the 10-minute soak, `npm run soak`. Do not edit: every run rewrites it. The summary gives each part\'s figures from its last run (test/hardening/figures.json); the request-parsing corpus follows in full.');
+  out();
+  out('# The request-parsing corpus');
+  out();
+  out(`Written by test/hardening/corpus.hardening.ts on ${new Date().toISOString().slice(0, 10)}, in ${run.seconds} s.`);
   out();
   out(`${run.cases.length} raw HTTP/1.1 requests from test/hardening/corpus/*.json, each sent on its own connection exactly as written. Every case cites where its idea comes from (sources at the end) and says what SPEC 5 (or, where SPEC 5 is silent, RFC 9112/9110) expects per role: the port-80 role answers its redirect and forwards nothing; a proxy forwards exactly one normalised request to a recording origin, a raw TCP server with a strict parser of its own that counts every request it can read.`);
   out();
@@ -196,7 +201,20 @@ export function writeReport(run: RunRecord, path = REPORT_PATH): string {
   out();
   for (const [key, source] of run.sources) out(`- \`${key}\`: ${source.title}. ${source.url}`);
   out();
-  const text = lines.join('\n');
+  const figures = readFigures();
+  const diffs = (edge: TargetKey, nginx: TargetKey) =>
+    run.results[edge] && run.results[nginx] ? String(run.cases.filter((c) => { const row = byCase.get(c.id)!; return row[edge] && row[nginx] && !sameOutcome(row[edge]!.seen, row[nginx]!.seen); }).length) : 'n/a';
+  const pick = (key: TargetKey, f: (t: Tally) => number) => (run.results[key] ? String(f(tally(run.results[key]!, TARGETS[key].role))) : 'n/a');
+  const rows: [string, string][] = [];
+  for (const key of KEYS) {
+    const nginxPair: TargetKey | null = key === 'edge-http' ? 'nginx-http' : key === 'edge-https' ? 'nginx-proxy' : null;
+    rows.push([`${TARGETS[key].name}: cases tried / rejected / not as expected / desync evidence`, `${pick(key, (t) => t.tried)} / ${pick(key, (t) => t.rejected)} / ${pick(key, (t) => t.unexpected)} / ${pick(key, (t) => t.safety)}`]);
+    if (nginxPair) rows.push([`${TARGETS[key].name}: differences from ${TARGETS[nginxPair].name}`, diffs(key, nginxPair)]);
+  }
+  rows.push(['ambiguous requests forwarded by opam-edge', String(Number(pick('edge-https', (t) => t.ambiguousForwarded)) || 0)]);
+  figures.corpus = { title: 'Request-parsing corpus', at: new Date().toISOString(), by: 'npm run test:hardening (corpus.hardening.ts)', rows };
+  writeFileSync(FIGURES_PATH, `${JSON.stringify(figures, null, 2)}\n`);
+  const text = withSummary(lines.join('\n'), figures);
   writeFileSync(path, text);
   return text;
 }

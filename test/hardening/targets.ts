@@ -1,6 +1,6 @@
 // The servers the corpus runs against, each started fresh on loopback:
 //   edge-http    opam-edge's port-80 role (challenges, 301 to https): nothing is forwarded
-//   edge-https   opam-edge's https proxy in front of a recording origin, once it exists
+//   edge-https   opam-edge's https proxy in front of a recording origin
 //   nginx-http   Debian's nginx with the seed's port-80 server block
 //   nginx-proxy  the same nginx, proxy_pass to a recording origin (as the seed's :443 did)
 // opam-edge targets are asserted; nginx is the baseline the report compares against.
@@ -9,7 +9,6 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { startEdgeProcess, tempDir } from '../helpers/edge-process.ts';
 import { makeCert } from '../helpers/certs.ts';
@@ -38,9 +37,6 @@ export type Target = {
 };
 
 export type Unavailable = { key: TargetKey; reason: string };
-
-/** Where the https proxy will live once it is merged: its presence turns the target on. */
-const GATEWAY = fileURLToPath(new URL('../../src/http/gateway.ts', import.meta.url));
 
 export function findNginx(): string | null {
   for (const path of ['/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/local/nginx/sbin/nginx']) if (existsSync(path)) return path;
@@ -87,8 +83,7 @@ async function startEdgeHttp(stops: (() => Promise<void>)[]): Promise<Target> {
 }
 
 /** opam-edge's https proxy in front of a recording origin. */
-async function startEdgeHttps(stops: (() => Promise<void>)[]): Promise<Target | Unavailable> {
-  if (!existsSync(GATEWAY)) return { key: 'edge-https', reason: 'not available yet: src/http/gateway.ts is not on this branch' };
+async function startEdgeHttps(stops: (() => Promise<void>)[]): Promise<Target> {
   const origin = new RecordingOrigin();
   const originPort = await origin.listen();
   stops.push(() => origin.close());
@@ -106,8 +101,7 @@ async function startEdgeHttps(stops: (() => Promise<void>)[]): Promise<Target | 
   );
   stops.unshift(() => edge.stop());
   const port = edge.ports.https?.[0];
-  // The gateway can land before the https listeners are wired to it: say so, do not guess.
-  if (!port) return { key: 'edge-https', reason: 'not available yet: src/http/gateway.ts exists but opam-edge bound no https listener' };
+  if (!port) throw new Error('opam-edge bound no https listener');
   return { key: 'edge-https', port, tls: { servername: CORPUS_HOST }, origin, version: `opam-edge on node ${process.version}` };
 }
 
@@ -198,9 +192,7 @@ export async function startTargets(): Promise<Running> {
   const unavailable: Unavailable[] = [];
   try {
     targets.push(await startEdgeHttp(stops));
-    const https = await startEdgeHttps(stops);
-    if ('reason' in https) unavailable.push(https);
-    else targets.push(https);
+    targets.push(await startEdgeHttps(stops));
     const nginx = findNginx();
     if (nginx) targets.push(...(await startNginx(stops, nginx)));
     else unavailable.push({ key: 'nginx-http', reason: 'nginx is not installed' }, { key: 'nginx-proxy', reason: 'nginx is not installed' });
