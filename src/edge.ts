@@ -13,7 +13,7 @@ import { PeerForwarder } from './acme/peers.ts';
 import { createPlainHandler } from './http/plain.ts';
 import type { ChallengeSource } from './http/plain.ts';
 import { applyLimits, ConnectionTracker, ListenerGroup, onClientError, onConnectRequest, serverOptions } from './http/listeners.ts';
-import { applySecureLimits, closeIdleConnections, createSecureListener, Http2Sessions } from './http/secure.ts';
+import { applySecureLimits, createSecureListener, Http2Sessions } from './http/secure.ts';
 import { CertStore } from './tls/cert-store.ts';
 import { CertificateFiles } from './tls/cert-files.ts';
 import type { CertificateSink, CertSourceUpdate } from './tls/certificate.ts';
@@ -408,10 +408,8 @@ export class Edge {
     this.#certFiles.stop();
     // HTTP/2: GOAWAY, so clients open no new streams and the open ones finish.
     this.#sessions.goaway();
-    const closeIdle = () => {
-      for (const { server } of [...this.#http.listeners, ...this.#admin.listeners]) server.closeIdleConnections();
-      for (const { server } of this.#https.listeners) closeIdleConnections(server);
-    };
+    // Idle keep-alive connections are ended (not destroyed: see ConnectionTracker.closeIdle).
+    const closeIdle = () => this.#connections.closeIdle();
     closeIdle();
     const timer = setInterval(closeIdle, 50);
     const drained = await this.#connections.idle(deadline);

@@ -2,7 +2,9 @@
 // sockets, nginx-like limits on every connection, a clear answer to unparseable input,
 // and a drain that stops accepting, lets in-flight requests finish, then closes the rest.
 
+import { Server as NetServerClass } from 'node:net';
 import type { Server as NetServer, Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { IncomingMessage, Server as HttpServer, ServerOptions, ServerResponse } from 'node:http';
 import type { ListenAddress } from '../units.ts';
 import type { Limits } from '../config.ts';
@@ -183,6 +185,8 @@ export class ConnectionTracker {
       this.#sockets.add(socket);
       socket.once('close', () => this.#sockets.delete(socket));
     });
+    server.on('request', markOnFinish);
+    server.on('checkContinue', markOnFinish);
   }
 
   get size(): number {
@@ -191,6 +195,24 @@ export class ConnectionTracker {
 
   destroyAll(): void {
     for (const socket of this.#sockets) socket.destroy();
+  }
+
+  /**
+   * Ends the HTTP/1.1 connections that carry no request or response (idle keep-alive):
+   * FIN after whatever is still queued, so a slow reader still gets the end of its last
+   * response. node:http's closeIdleConnections() destroys them instead, and to it a
+   * connection whose last response is written out but not yet read is idle: the kernel
+   * then drops (or resets) what the client has not read yet. Idle means: no response in
+   * flight and not one byte read since the last response finished (a half-sent request
+   * is not idle; it is cut when the grace period ends). h2 sessions are left to their GOAWAY.
+   */
+  closeIdle(): void {
+    for (const socket of this.#sockets) {
+      if ((socket as TLSSocket).alpnProtocol === 'h2' || socket.writableEnded) continue;
+      const s = socket as TrackedSocket;
+      if (s._httpMessage) continue;
+      if (socket.bytesRead === (s[READ_AT_LAST_RESPONSE] ?? 0)) socket.end();
+    }
   }
 
   /** Resolves when every tracked connection has closed. */
@@ -203,12 +225,30 @@ export class ConnectionTracker {
   }
 }
 
-/** Stops accepting on a server: resolves once the listening socket is closed. */
+const READ_AT_LAST_RESPONSE = Symbol('readAtLastResponse');
+type TrackedSocket = ServerSocket & { [READ_AT_LAST_RESPONSE]?: number };
+
+/** Per HTTP/1 request: remember how much the connection had read when its response finished. */
+function markOnFinish(req: IncomingMessage, res: ServerResponse): void {
+  if (req.httpVersionMajor !== 2) res.on('finish', onResponseFinish);
+}
+
+function onResponseFinish(this: ServerResponse): void {
+  const socket = this.req.socket as TrackedSocket;
+  socket[READ_AT_LAST_RESPONSE] = socket.bytesRead;
+}
+
+/**
+ * Stops accepting on a server: closes its listening socket, nothing else. http.Server's
+ * close() would also run closeIdleConnections() (see ConnectionTracker.closeIdle for what
+ * that cuts) and Http2SecureServer's would close every h2 session, which can drop the last
+ * flow-controlled bytes of a stream; the edge's drain deals with connections itself.
+ */
 export function stopAccepting(server: NetServer): Promise<void> {
   return new Promise((resolve) => {
     if (!server.listening) return resolve();
-    server.close(() => resolve());
-    // http.Server.close() waits for connections; we only need the listening socket gone.
+    NetServerClass.prototype.close.call(server);
+    // The callback of close() waits for every connection; only the listening socket matters.
     setImmediate(resolve);
   });
 }

@@ -128,11 +128,6 @@ export function applySecureLimits(server: TlsServer, limits: Limits): void {
   if (typeof h2.updateSettings === 'function') h2.updateSettings(http2Settings(limits));
 }
 
-/** Closes idle HTTP/1.1 connections of an https server (stop, keep-alive drain). */
-export function closeIdleConnections(server: TlsServer): void {
-  (server as unknown as HttpServer).closeIdleConnections();
-}
-
 /**
  * Open HTTP/2 sessions of every https listener, so a stop can send GOAWAY to all of them:
  * no new streams, the open ones finish, then the session closes.
