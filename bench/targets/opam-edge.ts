@@ -58,7 +58,11 @@ async function startEdge(ctx: TargetContext, id: 'opam-edge' | 'opam-edge-admin'
     id,
     command: process.execPath,
     // The Dockerfile's ENTRYPOINT flags, so that the bench measures what is deployed.
-    args: [...EDGE_NODE_FLAGS, ctx.edgeCli, '--config', file],
+    args: [
+      ...EDGE_NODE_FLAGS,
+      ...(ctx.edgeProfile ? ['--cpu-prof', '--cpu-prof-dir', join(ctx.edgeProfile, `${id}-${ctx.workers}`)] : []),
+      ctx.edgeCli, '--config', file,
+    ],
     env: { ...process.env, NODE_ENV: 'production' },
     cpus: proxyCpus(ctx),
     http: null,
