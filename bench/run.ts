@@ -70,6 +70,7 @@ async function bench(options: Options, tools: Tools): Promise<Results> {
         origin: { http: origin.http, https: origin.https, pids: originPids },
         dnsPort: dns.port,
         edgeCli: options.edgeCli,
+        edgeProfile: options.edgeProfile,
       };
       mkdirSync(ctx.dir);
       const running = new Map<TargetId, RunningTarget>();

@@ -124,7 +124,7 @@ test('the Dockerfile builds the image the stack runs', () => {
   for (const from of all('FROM')) assert.match(from, /^node:24-bookworm-slim( AS \w+)?$/);
   assert.match(dockerfile, /npm ci --omit=dev/);
   assert.equal(last('USER'), 'node');
-  assert.equal(last('ENTRYPOINT'), '["node", "/app/src/cli.ts"]');
+  assert.equal(last('ENTRYPOINT'), '["node", "--max-semi-space-size=2", "/app/src/cli.ts"]');
   assert.equal(last('CMD'), '["--config", "/etc/opam-edge/config.yaml"]');
   assert.equal(last('EXPOSE'), '80 443');
   assert.equal(last('STOPSIGNAL'), 'SIGTERM');

@@ -18,6 +18,8 @@ export type Options = {
   install: boolean;
   /** The opam-edge entry point to run (another checkout's src/cli.ts, to compare). */
   edgeCli: string;
+  /** When set, opam-edge runs with --cpu-prof and writes its profiles here. */
+  edgeProfile: string | null;
 };
 
 export const DEFAULT_OUT = fileURLToPath(new URL('../results/', import.meta.url));
@@ -34,6 +36,8 @@ export const USAGE = `Usage: npm run bench -- [options]
   --out DIR            where results go (default bench/results/)
   --no-install         never apt-get install nginx-light, caddy, nghttp2-client
   --edge-cli FILE      the opam-edge entry point to run (default: this checkout's src/cli.ts)
+  --edge-profile DIR   run opam-edge under node --cpu-prof, profiles to DIR
+                       (read them with: node bench/profile-top.ts DIR/*.cpuprofile)
   --help
 `;
 
@@ -49,6 +53,7 @@ export function parseOptions(argv: readonly string[]): Options | { error: string
     out: DEFAULT_OUT,
     install: true,
     edgeCli: DEFAULT_EDGE_CLI,
+    edgeProfile: null,
   };
   const explicit = new Set<string>();
   const args = [...argv];
@@ -123,6 +128,12 @@ export function parseOptions(argv: readonly string[]): Options | { error: string
         const file = value();
         if (!file) return { error: '--edge-cli needs a file' };
         options.edgeCli = file;
+        break;
+      }
+      case '--edge-profile': {
+        const dir = value();
+        if (!dir) return { error: '--edge-profile needs a directory' };
+        options.edgeProfile = dir;
         break;
       }
       default:

@@ -30,6 +30,9 @@ export function opamEdgeConfig(ctx: TargetContext, ports: { http: number; https:
   };
 }
 
+/** The node flags of the Dockerfile's ENTRYPOINT (a test checks they are the same). */
+export const EDGE_NODE_FLAGS = ['--max-semi-space-size=2'];
+
 function edgeTarget(id: 'opam-edge' | 'opam-edge-admin', admin: boolean): TargetDef {
   return {
     id,
@@ -54,7 +57,12 @@ async function startEdge(ctx: TargetContext, id: 'opam-edge' | 'opam-edge-admin'
   return startServer({
     id,
     command: process.execPath,
-    args: [ctx.edgeCli, '--config', file],
+    // The Dockerfile's ENTRYPOINT flags, so that the bench measures what is deployed.
+    args: [
+      ...EDGE_NODE_FLAGS,
+      ...(ctx.edgeProfile ? ['--cpu-prof', '--cpu-prof-dir', join(ctx.edgeProfile, `${id}-${ctx.workers}`)] : []),
+      ctx.edgeCli, '--config', file,
+    ],
     env: { ...process.env, NODE_ENV: 'production' },
     cpus: proxyCpus(ctx),
     http: null,

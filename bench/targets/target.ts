@@ -35,6 +35,8 @@ export type TargetContext = {
   dnsPort: number;
   /** opam-edge's entry point (src/cli.ts). */
   edgeCli: string;
+  /** --edge-profile: opam-edge's CPU profiles go here. */
+  edgeProfile: string | null;
 };
 
 export type RunningTarget = {

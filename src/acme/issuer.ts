@@ -6,8 +6,7 @@
 // node's ChallengeStore before the CA is told to look, removed afterwards, finalize with a
 // fresh key, download. Every order is bounded (see transport.ts and `orderTimeoutMs`).
 
-import { Client, crypto as acmeCrypto } from 'acme-client';
-import type { Authorization, Order } from 'acme-client';
+import type { Authorization, Client, Order } from 'acme-client';
 import { EdgeError } from '../errors.ts';
 import type { EventLog } from '../log.ts';
 import type { ChallengeStore } from './challenges.ts';
@@ -18,6 +17,16 @@ import type { AcmeStorage } from './storage.ts';
 import { AcmeTransport, attachTransport } from './transport.ts';
 import type { AcmeResponse } from './transport.ts';
 import { parseRetryAfter } from './schedule.ts';
+
+let acmeClient: Promise<typeof import('acme-client')> | null = null;
+/**
+ * acme-client is loaded on the first order, not at start: with its dependencies (axios,
+ * @peculiar/x509, asn1js...) it adds 10 MB to an idle process's RSS, and cluster workers
+ * never order.
+ */
+function loadAcmeClient(): Promise<typeof import('acme-client')> {
+  return (acmeClient ??= import('acme-client'));
+}
 
 export type IssuedCertificate = { cert: string; key: string };
 export type IssueOptions = {
@@ -198,6 +207,7 @@ export class AcmeIssuer implements CertificateIssuer {
     await Promise.all(authorizations.map((authz) => this.#authorize(client, name, authz, setStep)));
 
     setStep('finalize');
+    const { crypto: acmeCrypto } = await loadAcmeClient();
     const key = (this.#o.keyType === 'rsa-2048' ? await acmeCrypto.createPrivateRsaKey(2048) : await acmeCrypto.createPrivateEcdsaKey('P-256')).toString();
     const [, csr] = await acmeCrypto.createCsr({ altNames: [name], commonName: name.length <= 64 ? name : undefined }, key);
     const finalized = await client.finalizeOrder(order, csr);
@@ -232,6 +242,7 @@ export class AcmeIssuer implements CertificateIssuer {
   /** The account client: key created once and kept; the account URL registered once. */
   async #account(): Promise<Client> {
     if (this.#client) return this.#client;
+    const { Client, crypto: acmeCrypto } = await loadAcmeClient();
     const { storage, directory, email } = this.#o;
     const stored = await storage.loadAccount(directory);
     const key = stored?.key ?? (await storage.saveAccountKey(directory, (await acmeCrypto.createPrivateEcdsaKey('P-256')).toString()));
