@@ -90,7 +90,7 @@ export class Edge {
   readonly #log: EventLog;
   readonly #deps: EdgeDeps;
   readonly #connections = new ConnectionTracker();
-  readonly #sessions = new Http2Sessions();
+  readonly #sessions: Http2Sessions;
   readonly #http: ListenerGroup<HttpServer>;
   readonly #https: ListenerGroup<TlsServer>;
   readonly #admin: ListenerGroup<HttpServer>;
@@ -104,6 +104,7 @@ export class Edge {
 
   private constructor(config: Config, deps: EdgeDeps) {
     this.#log = deps.log;
+    this.#sessions = new Http2Sessions(deps.log);
     this.#deps = deps;
     this.challenges = deps.challenges ?? new ChallengeStore();
     this.peers = new PeerForwarder(deps.log, deps.peerTimeoutMs);
@@ -419,6 +420,7 @@ export class Edge {
       this.#connections.destroyAll();
       this.#sessions.destroyAll();
     }
+    this.#sessions.stop();
     // In-flight upstream requests have finished with their clients; what is left is idle.
     await this.upstreams.stop(Math.max(0, deadline - Date.now()));
     await this.peers.close();

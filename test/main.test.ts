@@ -9,20 +9,10 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import { join } from 'node:path';
 import { startEdgeProcess, tempDir } from './helpers/edge-process.ts';
 import { get } from './helpers/edge-in-process.ts';
+import { refused } from './helpers/refused.ts';
 
 const TOKEN = 'mainTestToken_123';
 const site = { hosts: ['opam.test'], upstream: 'http://127.0.0.1:9' };
-
-function refused(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(false);
-    });
-    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
-  });
-}
 
 function webroot(dir: string, name: string, files: Record<string, string>): string {
   const root = join(dir, name);

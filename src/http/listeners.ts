@@ -234,8 +234,9 @@ function markOnFinish(req: IncomingMessage, res: ServerResponse): void {
 }
 
 function onResponseFinish(this: ServerResponse): void {
-  const socket = this.req.socket as TrackedSocket;
-  socket[READ_AT_LAST_RESPONSE] = socket.bytesRead;
+  // The request may have let go of its socket already (the connection closed).
+  const socket = this.req?.socket as TrackedSocket | null | undefined;
+  if (socket) socket[READ_AT_LAST_RESPONSE] = socket.bytesRead;
 }
 
 /**

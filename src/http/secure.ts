@@ -83,7 +83,16 @@ export function createSecureListener(deps: SecureServerDeps): TlsServer {
     });
     h2.on('request', deps.onRequest);
     if (deps.onCheckContinue) h2.on('checkContinue', deps.onCheckContinue);
-    h2.on('session', (session: ServerHttp2Session) => deps.sessions.add(session));
+    // node:http2 creates the session inside its own 'secureConnection' listener and emits
+    // 'session' from there: a listener put in front of it names the socket of that session.
+    let connecting: TLSSocket | null = null;
+    h2.prependListener('secureConnection', (socket: TLSSocket) => {
+      connecting = socket;
+    });
+    h2.on('session', (session: ServerHttp2Session) => {
+      deps.sessions.add(session, connecting);
+      connecting = null;
+    });
     h2.on('sessionError', (err: NodeJS.ErrnoException) => deps.log.debug('h2_session_error', { code: err.code ?? 'error' }));
     server = h2;
   } else {
@@ -131,26 +140,77 @@ export function applySecureLimits(server: TlsServer, limits: Limits): void {
 /**
  * Open HTTP/2 sessions of every https listener, so a stop can send GOAWAY to all of them:
  * no new streams, the open ones finish, then the session closes.
+ *
+ * It also ends the connections of zombie sessions. node:http2 sometimes destroys a session
+ * (idle timeout, a peer gone mid-stream) without ever closing its TLS socket: the native
+ * handle's 'done' never comes, so the socket is never ended, the session never emits
+ * 'close', and the fd stays open for good (nodejs/node#42710; found by the soak, a few per
+ * minute of mixed h2 traffic with aborts). A sweep every SWEEP_MS destroys the socket of a
+ * session that has been destroyed for a whole sweep interval.
  */
 export class Http2Sessions {
-  readonly #sessions = new Set<ServerHttp2Session>();
+  static readonly SWEEP_MS = 5000;
+  readonly #sessions = new Map<ServerHttp2Session, { socket: TLSSocket | null; destroyedSeen: boolean }>();
+  readonly #log: EventLog | null;
+  #sweep: NodeJS.Timeout | null = null;
+  #zombies = 0;
 
-  add(session: ServerHttp2Session): void {
-    this.#sessions.add(session);
+  constructor(log: EventLog | null = null) {
+    this.#log = log;
+  }
+
+  add(session: ServerHttp2Session, socket: TLSSocket | null = null): void {
+    this.#sessions.set(session, { socket, destroyedSeen: false });
     session.once('close', () => this.#sessions.delete(session));
+    if (this.#sweep === null) {
+      this.#sweep = setInterval(() => this.sweep(), Http2Sessions.SWEEP_MS);
+      this.#sweep.unref();
+    }
   }
 
   get size(): number {
     return this.#sessions.size;
   }
 
+  /** Zombie sessions whose socket the sweep destroyed, since start. */
+  get zombies(): number {
+    return this.#zombies;
+  }
+
+  /** One pass of the zombie sweep (the timer calls it; tests may too). */
+  sweep(): void {
+    for (const [session, entry] of this.#sessions) {
+      if (!session.destroyed) continue;
+      const socket = entry.socket;
+      if (socket === null || socket.destroyed) {
+        this.#sessions.delete(session);
+      } else if (entry.destroyedSeen) {
+        this.#sessions.delete(session);
+        this.#zombies++;
+        this.#log?.debug('h2_zombie_session_closed', { remote: socket.remoteAddress ?? null });
+        socket.destroy();
+      } else {
+        entry.destroyedSeen = true;
+      }
+    }
+  }
+
   goaway(): void {
-    for (const session of this.#sessions) {
+    for (const session of this.#sessions.keys()) {
       if (!session.closed && !session.destroyed) session.close();
     }
   }
 
   destroyAll(): void {
-    for (const session of this.#sessions) session.destroy();
+    for (const [session, { socket }] of this.#sessions) {
+      session.destroy();
+      socket?.destroy();
+    }
+  }
+
+  /** Stops the sweep (the edge's stop). */
+  stop(): void {
+    if (this.#sweep !== null) clearInterval(this.#sweep);
+    this.#sweep = null;
   }
 }

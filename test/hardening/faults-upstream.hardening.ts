@@ -12,15 +12,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { startWorld, HOST } from './lib/world.ts';
+import { startWorld, startNamedOrigins, HOST } from './lib/world.ts';
 import { startSteadyClient } from './lib/steady-client.ts';
 import { startFaultyUpstream } from './lib/faulty-upstream.ts';
 import { agent, get } from './lib/client.ts';
 import type { Got } from './lib/client.ts';
 import { recordFigures } from './lib/figures.ts';
-import { freePort, requireTool, startDnsServer } from '../helpers/dns-server.ts';
-import { startOrigin } from '../helpers/origin.ts';
-import { originHandler } from './lib/world.ts';
+import { freePort, requireTool } from '../helpers/dns-server.ts';
 import { rawRequest } from '../helpers/raw-http.ts';
 
 type Fault = { name: string; expected: string; got: string; ok: boolean };
@@ -140,15 +138,8 @@ test('upstream faults: refused, hanging, reset mid-body, malformed; challenge pe
 
 test('DNS SERVFAIL and changing answers under load: no request fails, new answers are used', { timeout: 120_000 }, async (t) => {
   if (!requireTool(t, 'pebble-challtestsrv', 'pebble')) return;
-  const dns = await startDnsServer();
-  t.after(() => dns.stop());
-  const port = await freePort();
-  const a = await startOrigin({ host: '127.0.0.2', port, handler: originHandler });
-  const b = await startOrigin({ host: '127.0.0.3', port, handler: originHandler });
-  t.after(() => Promise.all([a.close(), b.close()]));
-  await dns.setA('app.test', ['127.0.0.2']);
-  await dns.setAAAA('app.test', []);
-  const world = await startWorld(t, { resolver: { servers: [dns.server], valid: '1s' }, upstream: () => `http://app.test:${port}` });
+  const { dns, a, b, upstream } = await startNamedOrigins(t);
+  const world = await startWorld(t, { resolver: { servers: [dns.server], valid: '1s' }, upstream: () => upstream });
   const { edge, httpsPort } = world;
   await edge.waitForEvent((e) => e.event === 'upstream_addresses_changed' || e.event === 'upstream_resolved', 5000).catch(() => {});
   // Load: 4 loops of requests, some held 300 ms at the origin so that changes land mid-request.

@@ -12,26 +12,15 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
 import { Agent as HttpsAgent, get as httpsGet } from 'node:https';
 import { request } from 'undici';
 import { startWorld, HOST } from './lib/world.ts';
 import { agent } from './lib/client.ts';
 import { MiB } from './lib/process-stats.ts';
 import { recordFigures } from './lib/figures.ts';
+import { refused } from '../helpers/refused.ts';
 
 const BIG = 10 * MiB;
-
-function refused(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(false);
-    });
-    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
-  });
-}
 
 type Done = { status: number; bytes: number; want: number; error: string | null; h2: boolean };
 

@@ -36,13 +36,13 @@ export function tempDir(prefix = 'opam-edge-test-'): string {
 
 export async function startEdgeProcess(
   config: unknown,
-  options: { env?: Record<string, string>; args?: string[]; waitFor?: string; dir?: string } = {},
+  options: { env?: Record<string, string>; args?: string[]; nodeArgs?: string[]; waitFor?: string; dir?: string } = {},
 ): Promise<EdgeProcess> {
   const dir = options.dir ?? tempDir();
   const configPath = join(dir, 'config.yaml');
   const writeConfig = (c: unknown) => writeFileSync(configPath, typeof c === 'string' ? c : stringify(c));
   writeConfig(config);
-  const child = spawn(process.execPath, [CLI, '--config', configPath, ...(options.args ?? [])], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), CLI, '--config', configPath, ...(options.args ?? [])], {
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -13,13 +13,11 @@
 import { spawnSync } from 'node:child_process';
 import { Agent, request } from 'undici';
 import { join } from 'node:path';
-import { startWorld, HOST, originHandler } from './world.ts';
+import { startWorld, startNamedOrigins, HOST } from './world.ts';
 import { fdKinds, sample, mib } from './process-stats.ts';
 import type { MemorySample } from './process-stats.ts';
 import { makeCert } from '../../helpers/certs.ts';
 import { certbotTree } from '../../helpers/certbot-tree.ts';
-import { freePort, startDnsServer } from '../../helpers/dns-server.ts';
-import { startOrigin } from '../../helpers/origin.ts';
 import { serialFor } from '../../helpers/tls-client.ts';
 
 export type SoakOptions = {
@@ -73,14 +71,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
 
 async function soak(o: SoakOptions, scope: { after(fn: () => unknown): void }): Promise<SoakResult> {
   const say = o.progress ?? (() => {});
-  const dns = await startDnsServer();
-  scope.after(() => dns.stop());
-  const port = await freePort();
-  const a = await startOrigin({ host: '127.0.0.2', port, handler: originHandler });
-  const b = await startOrigin({ host: '127.0.0.3', port, handler: originHandler });
-  scope.after(() => Promise.all([a.close(), b.close()]));
-  await dns.setA('app.test', ['127.0.0.2']);
-  await dns.setAAAA('app.test', []);
+  const { dns, port } = await startNamedOrigins(scope);
   const certbotDir = join((await import('node:os')).tmpdir(), `opam-edge-soak-certbot-${process.pid}-${Date.now()}`);
   const tree = certbotTree(certbotDir);
   scope.after(async () => (await import('node:fs')).rmSync(certbotDir, { recursive: true, force: true }));
@@ -224,10 +215,10 @@ async function soak(o: SoakOptions, scope: { after(fn: () => unknown): void }): 
     after = await sample(edge);
   }
   const backAfterMs = Date.now() - idleFrom;
-  // Evidence when they are not back: the child's TCP sockets as ss(8) lists them.
+  // Evidence when they are not back: the child's sockets (TCP, UDP, unix) as ss(8) lists them.
   const leftover =
     after.fds > start.fds
-      ? (spawnSync('ss', ['-tanpo'], { encoding: 'utf8' }).stdout ?? '')
+      ? (spawnSync('ss', ['-anpo'], { encoding: 'utf8' }).stdout ?? '')
           .split('\n')
           .filter((l) => l.includes(`pid=${edge.child.pid},`) && !l.startsWith('LISTEN'))
           .map((l) => l.replace(/\s+/g, ' ').trim())

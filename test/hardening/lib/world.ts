@@ -15,8 +15,10 @@ import type { EdgeProcess } from '../../helpers/edge-process.ts';
 import { makeCert } from '../../helpers/certs.ts';
 import type { TestCert } from '../../helpers/certs.ts';
 import { startOrigin } from '../../helpers/origin.ts';
+import { freePort, startDnsServer } from '../../helpers/dns-server.ts';
 import type { Origin } from '../../helpers/origin.ts';
 import { probeEnv } from './process-stats.ts';
+import { EDGE_NODE_FLAGS } from '../../../bench/targets/opam-edge.ts';
 
 export const HOST = 'edge.test';
 
@@ -105,7 +107,24 @@ export async function startWorld(t: Pick<TestContext, 'after'>, options: WorldOp
     sites: [{ hosts: [HOST, 'localhost', '127.0.0.1'], upstream: options.upstream ? options.upstream(origin) : `http://127.0.0.1:${origin.port}` }],
     ...options.extra,
   };
-  const edge = await startEdgeProcess(config, { dir, env: { ...(options.probe ? probeEnv() : {}), ...options.env } });
+  // The node flags of the image's ENTRYPOINT: memory figures are those of what is deployed.
+  const edge = await startEdgeProcess(config, { dir, nodeArgs: EDGE_NODE_FLAGS, env: { ...(options.probe ? probeEnv() : {}), ...options.env } });
   cleanups.push(() => edge.stop());
   return { dir, edge, origin, cert, httpsPort: edge.ports.https![0]!, httpPort: edge.ports.http![0]!, config };
+}
+
+/**
+ * Two origins (127.0.0.2 and .3, same port) behind `app.test` on a DNS server of the test,
+ * answering A 127.0.0.2 at first: for DNS changes and SERVFAIL under load.
+ */
+export async function startNamedOrigins(scope: Pick<TestContext, 'after'>) {
+  const dns = await startDnsServer();
+  scope.after(() => dns.stop());
+  const port = await freePort();
+  const a = await startOrigin({ host: '127.0.0.2', port, handler: originHandler });
+  const b = await startOrigin({ host: '127.0.0.3', port, handler: originHandler });
+  scope.after(() => Promise.all([a.close(), b.close()]));
+  await dns.setA('app.test', ['127.0.0.2']);
+  await dns.setAAAA('app.test', []);
+  return { dns, port, a, b, upstream: `http://app.test:${port}` };
 }
