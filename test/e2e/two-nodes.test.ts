@@ -221,12 +221,21 @@ test('two nodes behind round-robin DNS obtain, renew and keep their certificates
     assert.equal(challengeLines(nodes.a, tokenBOwn).length, 0);
   });
 
-  await t.test('DNS order swapped (B first): A\'s renewal of opam.test passes through B', async () => {
+  await t.test('DNS order swapped (B first): A\'s renewal of opam.test passes through B', async (st) => {
     await setOpamOrder(world, 'b');
-    const from = nodes.a.events.length;
-    await renewNow(world, 'a', 'opam.test');
-    await waitIssued(nodes.a, 'opam.test', from);
-    const tokenA = await tokenOf(nodes.a, 'opam.test', from);
+    // Pebble now and then hands back the account's still-valid authorization despite
+    // PEBBLE_AUTHZREUSE=0 (seen in CI: the order was issued in 55 ms, no challenge); such a
+    // renewal proves nothing about the path, so renew again (at most three times).
+    let tokenA: string | null = null;
+    for (let attempt = 0; attempt < 3 && tokenA === null; attempt++) {
+      const from = nodes.a.events.length;
+      await renewNow(world, 'a', 'opam.test');
+      await waitIssued(nodes.a, 'opam.test', from);
+      const validated = nodes.a.events.slice(from).find((e) => e.event === 'acme_challenge_validated' && e.identifier === 'opam.test');
+      if (validated) tokenA = String(validated.token);
+      else st.diagnostic('the renewal reused a valid authorization (no challenge): renewing again');
+    }
+    assert.ok(tokenA, 'a renewal with a challenge in three attempts');
     await waitChallengeLine(nodes.b, tokenA, (l) => l.status === 200, 'B answered A\'s token');
     await waitChallengeLine(nodes.a, tokenA, (l) => l.status === 200 && (l.remote_addr === topo.v4.b || l.remote_addr === topo.v6.b), 'A was asked by B');
     await assertStored(world, 'a', 'opam.test');
