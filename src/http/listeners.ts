@@ -186,7 +186,9 @@ export class ConnectionTracker {
       socket.once('close', () => this.#sockets.delete(socket));
     });
     server.on('request', markOnFinish);
-    server.on('checkContinue', markOnFinish);
+    // Only where the server already handles 'checkContinue': a listener of its own would
+    // take those requests away from node's automatic 100 Continue and the 'request' event.
+    if (server.listenerCount('checkContinue') > 0) server.on('checkContinue', markOnFinish);
   }
 
   get size(): number {
