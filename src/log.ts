@@ -151,6 +151,6 @@ export function renderJson(r: AccessRecord): string {
     request_time: (Date.now() - r.startedAt) / 1000,
     request_id: r.requestId,
   })}\n`;
-  // ASCII only (\uXXXX escapes), so a line's length is its size in bytes.
+  // ASCII only (non-ASCII as \\u escapes), so a line's length is its size in bytes.
   return HAS_NON_ASCII.test(line) ? line.replace(NON_ASCII, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) : line;
 }

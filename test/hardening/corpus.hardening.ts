@@ -3,8 +3,8 @@
 // `npm test` (test/**/*.test.ts) does not run it too.
 //
 // Every case of every opam-edge target is one subtest. Desync evidence always fails. A
-// departure from the expected status that is listed in known-deviations.json (awaiting a fix
-// in src/) is reported as a TODO instead, so the suite stays green until the fix lands.
+// departure from the expected status that is listed in known-deviations.json (each with
+// its reason) is reported as a node:test todo instead of a failure.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -6,9 +6,9 @@
 // The 10 MB downloads are read with node:https: undici's HTTP/1.1 client reports "other side
 // closed" when the server's FIN arrives while its body consumer is still behind, even
 // though every byte is there (node:https reads them all, on the same server). Four more
-// 10 MB downloads over h2 are run beside them and reported as a known issue (TODO): a
-// slow h2 reader can lose the last ~100 KB when the session closes after the client's own
-// GOAWAY (seen with node:http2 and undici clients alike; see REPORT.md).
+// 10 MB downloads over h2 are run beside them and reported as a known issue (a node:test
+// todo, not asserted): a slow h2 reader can lose its last flow-control window when the
+// session closes after the client's own GOAWAY (see REPORT.md and the README).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

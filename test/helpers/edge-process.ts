@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
+import { EventWaiters } from './event-waiters.ts';
 
 export const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
 
@@ -49,7 +50,7 @@ export async function startEdgeProcess(
   const events: EdgeEvent[] = [];
   const stdout: string[] = [];
   const ports: Record<string, number[]> = {};
-  const waiters = new Set<() => void>();
+  const waiters = new EventWaiters<EdgeEvent>();
   let stderrTail = '';
   let buffered = '';
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
@@ -68,7 +69,7 @@ export async function startEdgeProcess(
       } catch {
         stderrTail = (stderrTail + line + '\n').slice(-4000);
       }
-      for (const w of waiters) w();
+      waiters.notify();
     }
   });
   let outBuffered = '';
@@ -79,36 +80,22 @@ export async function startEdgeProcess(
       stdout.push(outBuffered.slice(0, nl));
       outBuffered = outBuffered.slice(nl + 1);
     }
-    for (const w of waiters) w();
+    waiters.notify();
   });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.once('exit', (code, signal) => {
-      for (const w of waiters) w();
+      waiters.notify();
       resolve({ code, signal });
     });
   });
   const waitForEvent = (match: (e: EdgeEvent) => boolean, timeoutMs = 10_000) =>
-    new Promise<EdgeEvent>((resolve, reject) => {
-      const check = () => {
-        const found = events.find(match);
-        if (found) {
-          cleanup();
-          resolve(found);
-        } else if (child.exitCode !== null || child.signalCode !== null) {
-          cleanup();
-          reject(new Error(`opam-edge exited (${child.exitCode ?? child.signalCode}) before the expected event; stderr: ${stderrTail}`));
-        }
-      };
-      const timer = setTimeout(() => {
-        cleanup();
-        reject(new Error(`timed out waiting for an event; last events: ${JSON.stringify(events.slice(-5))} stderr: ${stderrTail}`));
-      }, timeoutMs);
-      const cleanup = () => {
-        clearTimeout(timer);
-        waiters.delete(check);
-      };
-      waiters.add(check);
-      check();
+    waiters.waitFor(events, match, {
+      timeoutMs,
+      describe: () => `last events: ${JSON.stringify(events.slice(-5))} stderr: ${stderrTail}`,
+      gone: () =>
+        child.exitCode !== null || child.signalCode !== null
+          ? `opam-edge exited (${child.exitCode ?? child.signalCode}) before the expected event; stderr: ${stderrTail}`
+          : null,
     });
   const edge: EdgeProcess = {
     child,

@@ -1,6 +1,7 @@
 // An EventLog that keeps every event in memory, with a way to wait for one.
 
 import type { EventLog, Fields } from '../../src/log.ts';
+import { EventWaiters } from './event-waiters.ts';
 
 export type MemoryEvent = { level: string; event: string } & Fields;
 
@@ -13,12 +14,12 @@ export type MemoryLog = EventLog & {
 
 export function memoryLog(options: { echo?: boolean } = {}): MemoryLog {
   const events: MemoryEvent[] = [];
-  const waiters = new Set<() => void>();
+  const waiters = new EventWaiters<MemoryEvent>();
   const push = (level: string) => (event: string, fields: Fields = {}) => {
     const e = { level, event, ...fields } as MemoryEvent;
     events.push(e);
     if (options.echo || process.env.OPAM_EDGE_TEST_ECHO) process.stderr.write(`${JSON.stringify(e)}\n`);
-    for (const w of waiters) w();
+    waiters.notify();
   };
   return {
     events,
@@ -27,26 +28,7 @@ export function memoryLog(options: { echo?: boolean } = {}): MemoryLog {
     warn: push('warn'),
     error: push('error'),
     named: (name) => events.filter((e) => e.event === name),
-    waitFor(match, timeoutMs = 20_000) {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          const found = events.find(match);
-          if (found) {
-            done();
-            resolve(found);
-          }
-        };
-        const timer = setTimeout(() => {
-          done();
-          reject(new Error(`timed out waiting for an event; last: ${JSON.stringify(events.slice(-6))}`));
-        }, timeoutMs);
-        const done = () => {
-          clearTimeout(timer);
-          waiters.delete(check);
-        };
-        waiters.add(check);
-        check();
-      });
-    },
+    waitFor: (match, timeoutMs = 20_000) =>
+      waiters.waitFor(events, match, { timeoutMs, describe: () => `last: ${JSON.stringify(events.slice(-6))}` }),
   };
 }

@@ -12,17 +12,10 @@ import { startOrigin } from '../helpers/origin.ts';
 import type { Handler, Origin } from '../helpers/origin.ts';
 import { h1Request, h2Request, h2Session, startFront } from '../helpers/front.ts';
 import type { Front } from '../helpers/front.ts';
+import { until } from '../helpers/until.ts';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
-
-async function until(cond: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 async function setup(t: import('node:test').TestContext, handler?: Handler, raw: Record<string, unknown> = {}) {
   const origin = await startOrigin({ host: '127.0.0.2', handler });

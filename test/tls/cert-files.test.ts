@@ -11,6 +11,7 @@ import type { CertOptions } from '../helpers/certs.ts';
 import { tempDir } from '../helpers/edge-process.ts';
 import { memoryLog } from '../helpers/memory-log.ts';
 import { certbotTree } from '../helpers/certbot-tree.ts';
+import { until } from '../helpers/until.ts';
 
 const DAY = 86_400_000;
 const INTERVAL = 60;
@@ -28,14 +29,6 @@ function setup(t: TestContext, intervalMs = INTERVAL) {
   const cert = (names: string[], more: Partial<CertOptions> = {}) => makeCert({ names, dir, stem: `c${n++}`, ...more });
   const serials = () => store.certificates().map((c) => c.serial);
   return { dir, store, files, events, named, cert, serials };
-}
-
-async function until(what: string, condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 /** Replaces a file the way `cp new old` does not: a new inode renamed over the old. */
@@ -100,14 +93,14 @@ test('watcher: a certbot renewal (fullchain2.pem, links flipped) is picked up; n
   files.start();
   const v2 = await cert(['opam.ocaml.org']);
   assert.equal(tree.issue('opam.ocaml.org', v2), 2);
-  await until('the renewed certificate', () => serials()[0] === v2.serial);
+  await until(() => serials()[0] === v2.serial, 5000, 'the renewed certificate');
   assert.equal(named('certificate_loaded').at(-1)!.replaces, v1.serial);
   assert.ok(named('certificate_files_changed').length >= 1);
   const added = await cert(['new.ocaml.org']);
   tree.issue('new.ocaml.org', added);
-  await until('the new lineage', () => serials().includes(added.serial));
+  await until(() => serials().includes(added.serial), 5000, 'the new lineage');
   rmSync(join(tree.root, 'live', 'new.ocaml.org'), { recursive: true });
-  await until('the deleted lineage to go', () => !serials().includes(added.serial));
+  await until(() => !serials().includes(added.serial), 5000, 'the deleted lineage to go');
   assert.deepEqual(named('certificate_removed').map((e) => e.serial), [added.serial]);
   assert.deepEqual(named('certificate_refused'), [], 'links flipped one by one never showed a half-renewed pair');
 });
@@ -120,11 +113,11 @@ test('watcher: tls.certificates files replaced by rename or rewritten in place a
   const v2 = await cert(['f.test']);
   replaceAtomically(v1.keyPath, v2.key);
   replaceAtomically(v1.certPath, v2.cert);
-  await until('the renamed pair', () => serials()[0] === v2.serial);
+  await until(() => serials()[0] === v2.serial, 5000, 'the renamed pair');
   const v3 = await cert(['f.test']);
   writeFileSync(v1.keyPath, v3.key);
   writeFileSync(v1.certPath, v3.cert);
-  await until('the rewritten pair', () => serials()[0] === v3.serial);
+  await until(() => serials()[0] === v3.serial, 5000, 'the rewritten pair');
 });
 
 test('watcher: a broken replacement is refused and logged, the old certificate keeps serving, the fix is picked up', async (t) => {
@@ -144,19 +137,19 @@ test('watcher: a broken replacement is refused and logged, the old certificate k
     const before = named('certificate_refused').length;
     replaceAtomically(good.keyPath, pem.key);
     replaceAtomically(good.certPath, pem.cert);
-    await until(`${label} to be refused`, () => named('certificate_refused').length > before);
+    await until(() => named('certificate_refused').length > before, 5000, `${label} to be refused`);
     assert.match(String(named('certificate_refused').at(-1)!.reason), reason, label);
     assert.deepEqual(serials(), [good.serial], `${label}: the old certificate still serves`);
     // Put the good pair back before the next case.
     const loads = named('certificate_files_changed').length;
     replaceAtomically(good.keyPath, original.key);
     replaceAtomically(good.certPath, original.cert);
-    await until('the good pair again', () => named('certificate_files_changed').length > loads);
+    await until(() => named('certificate_files_changed').length > loads, 5000, 'the good pair again');
   }
   const fixed = await cert(['b.test']);
   replaceAtomically(good.keyPath, fixed.key);
   replaceAtomically(good.certPath, fixed.cert);
-  await until('the fixed pair', () => serials()[0] === fixed.serial);
+  await until(() => serials()[0] === fixed.serial, 5000, 'the fixed pair');
 });
 
 test('watcher: a missing file or directory keeps what serves and the loop carries on', async (t) => {
@@ -167,15 +160,15 @@ test('watcher: a missing file or directory keeps what serves and the loop carrie
   await files.load({ certificates: [], certbot: tree.root });
   files.start();
   renameSync(join(tree.root, 'live'), join(tree.root, 'live.away'));
-  await until('the unreadable directory to be noticed', () => named('certificate_dir_unreadable').length > 0);
+  await until(() => named('certificate_dir_unreadable').length > 0, 5000, 'the unreadable directory to be noticed');
   assert.deepEqual(serials(), [v1.serial]);
   renameSync(join(tree.root, 'live.away'), join(tree.root, 'live'));
   const v2 = await cert(['gone.test']);
   tree.issue('gone.test', v2);
-  await until('the renewal after the directory came back', () => serials()[0] === v2.serial);
+  await until(() => serials()[0] === v2.serial, 5000, 'the renewal after the directory came back');
   // A lineage whose privkey.pem vanished keeps its last certificate.
   rmSync(join(tree.root, 'live', 'gone.test', 'privkey.pem'));
-  await until('the missing key to be refused', () => named('certificate_refused').some((e) => /privkey\.pem: cannot read/.test(String(e.reason))));
+  await until(() => named('certificate_refused').some((e) => /privkey\.pem: cannot read/.test(String(e.reason))), 5000, 'the missing key to be refused');
   assert.deepEqual(serials(), [v2.serial]);
 });
 

@@ -5,17 +5,9 @@ import { h1Request, h2Request, h2Session, startFront, captureLog } from '../help
 import { CHALLTESTSRV, requireTool, startDnsServer } from '../helpers/dns-server.ts';
 import { startOrigin } from '../helpers/origin.ts';
 import type { Handler, Origin } from '../helpers/origin.ts';
+import { until } from '../helpers/until.ts';
 
 const settings = { connectTimeoutMs: 1000, readTimeoutMs: 1000 };
-
-async function until(cond: () => boolean, ms: number, what: string): Promise<number> {
-  const started = Date.now();
-  while (!cond()) {
-    if (Date.now() - started > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return Date.now() - started;
-}
 
 /** Origins on several loopback addresses, all on the same port (DNS gives addresses only). */
 async function originsOnOnePort(hosts: string[], handler?: Handler): Promise<Origin[]> {

@@ -7,15 +7,7 @@ import { captureLog, h1Request, makeConfig, startFront } from '../helpers/front.
 import { CHALLTESTSRV, requireTool, startDnsServer } from '../helpers/dns-server.ts';
 import type { DnsServer } from '../helpers/dns-server.ts';
 import { startOrigin } from '../helpers/origin.ts';
-
-async function until(cond: () => boolean, ms: number, what: string): Promise<number> {
-  const started = Date.now();
-  while (!cond()) {
-    if (Date.now() - started > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return Date.now() - started;
-}
+import { until } from '../helpers/until.ts';
 
 async function dns(t: import('node:test').TestContext): Promise<DnsServer | null> {
   if (!requireTool(t, CHALLTESTSRV, 'pebble')) return null;

@@ -6,6 +6,7 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
+import { EventWaiters } from '../../helpers/event-waiters.ts';
 
 export type Event = { level: string; event: string; [key: string]: unknown };
 export type AccessLine = { remote_addr: string; request: string; status: number; host: string; [key: string]: unknown };
@@ -30,7 +31,7 @@ export function nodeProcess(options: { name: string; dir: string; wrap: string[]
   writeFileSync(configPath, stringify(options.config));
   const events: Event[] = [];
   const access: AccessLine[] = [];
-  const waiters = new Set<() => void>();
+  const waiters = new EventWaiters<Event>();
   let child: ChildProcess | null = null;
   let exited: Promise<void> = Promise.resolve();
   let stderrTail = '';
@@ -45,7 +46,7 @@ export function nodeProcess(options: { name: string; dir: string; wrap: string[]
         onLine(buffered.slice(0, nl));
         buffered = buffered.slice(nl + 1);
       }
-      for (const w of waiters) w();
+      waiters.notify();
     });
   };
 
@@ -57,27 +58,12 @@ export function nodeProcess(options: { name: string; dir: string; wrap: string[]
     get running() {
       return child !== null && child.exitCode === null && child.signalCode === null;
     },
-    waitFor(match, timeoutMs = 30_000, from = 0) {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          const found = events.slice(from).find(match);
-          if (found) {
-            done();
-            resolve(found);
-          }
-        };
-        const timer = setTimeout(() => {
-          done();
-          reject(new Error(`${options.name}: timed out waiting for an event; last: ${JSON.stringify(events.slice(-6))} stderr: ${stderrTail}`));
-        }, timeoutMs);
-        const done = () => {
-          clearTimeout(timer);
-          waiters.delete(check);
-        };
-        waiters.add(check);
-        check();
-      });
-    },
+    waitFor: (match, timeoutMs = 30_000, from = 0) =>
+      waiters.waitFor(events, match, {
+        timeoutMs,
+        from,
+        describe: () => `${options.name}: last: ${JSON.stringify(events.slice(-6))} stderr: ${stderrTail}`,
+      }),
     async start() {
       node.runStart = events.length;
       const [cmd, ...args] = [...options.wrap, process.execPath, options.entry, '--config', configPath];
