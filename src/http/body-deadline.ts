@@ -7,15 +7,16 @@
 // the proxy sees its client go and aborts the upstream request.
 //
 // One coarse timer (1 s) checks every body in transit; bytes are counted where node:http
-// and node:http2 hand them to the request stream (push), without reading the stream.
+// and node:http2 hand them to the body's stream (push), without reading the stream.
 
 import type { IncomingMessage } from 'node:http';
-import type { Http2ServerRequest } from 'node:http2';
+import type { Readable } from 'node:stream';
 import { constants as h2constants } from 'node:http2';
 import type { Limits } from '../config.ts';
 import type { EventLog } from '../log.ts';
+import type { H2Request } from './h2-exchange.ts';
 
-type AnyRequest = IncomingMessage | Http2ServerRequest;
+type AnyRequest = IncomingMessage | H2Request;
 
 type Watched = { req: AnyRequest; startedAt: number; received: number; graceMs: number; rate: number };
 
@@ -39,16 +40,18 @@ export class BodyDeadlines {
     const rate = limits.min_body_rate;
     if (rate === null || !hasBody(req)) return;
     const w: Watched = { req, startedAt: Date.now(), received: 0, graceMs: limits.header_timeout, rate };
-    const push = req.push;
+    // The readable the body arrives on: the request (HTTP/1.1) or the h2 stream itself.
+    const body: Readable = (req as H2Request).stream ?? (req as IncomingMessage);
+    const push = body.push;
     // An own-property override of push: the stream is not read here, so its flow (and the
     // proxy's backpressure) is untouched.
-    req.push = function countingPush(this: AnyRequest, chunk: unknown, encoding?: BufferEncoding): boolean {
+    body.push = function countingPush(this: Readable, chunk: unknown, encoding?: BufferEncoding): boolean {
       if (chunk !== null && chunk !== undefined) w.received += (chunk as Buffer).length;
       return push.call(this, chunk, encoding);
     };
     const done = () => this.#watched.delete(w);
-    req.once('end', done);
-    req.once('close', done);
+    body.once('end', done);
+    body.once('close', done);
     this.#watched.add(w);
     if (this.#timer === null) {
       this.#timer = setInterval(() => this.#check(), TICK_MS);
@@ -85,17 +88,17 @@ export class BodyDeadlines {
 }
 
 function hasBody(req: AnyRequest): boolean {
-  const stream = (req as Http2ServerRequest).stream;
+  const stream = (req as H2Request).stream;
   if (stream !== undefined) return !stream.endAfterHeaders && !stream.readableEnded;
   const headers = req.headers;
   return headers['transfer-encoding'] !== undefined || (headers['content-length'] ?? '0') !== '0';
 }
 
 function cut(req: AnyRequest): void {
-  const stream = (req as Http2ServerRequest).stream;
+  const stream = (req as H2Request).stream;
   if (stream !== undefined) {
     if (!stream.destroyed) stream.close(h2constants.NGHTTP2_CANCEL);
   } else {
-    req.socket.destroy();
+    (req as IncomingMessage).socket.destroy();
   }
 }

@@ -3,11 +3,11 @@
 // in the access log and the event, so an operator can match a user's report to a log line.
 
 import type { ServerResponse } from 'node:http';
-import type { Http2ServerResponse } from 'node:http2';
+import type { H2Response } from './h2-exchange.ts';
 import { ERRORS } from '../errors.ts';
 import type { ErrorCode } from '../errors.ts';
 
-export type AnyResponse = ServerResponse | Http2ServerResponse;
+export type AnyResponse = ServerResponse | H2Response;
 
 export type ErrorAnswer = { status: number; bytes: number };
 
@@ -33,7 +33,7 @@ export function sendError(
   };
   if (options.hsts !== null) headers['strict-transport-security'] = options.hsts;
   if (options.close && 'shouldKeepAlive' in res) res.shouldKeepAlive = false;
-  // Same signatures at run time for HTTP/1.1 and the h2 compat response.
+  // Same signatures at run time for HTTP/1.1 and H2Response.
   const out = res as ServerResponse;
   out.writeHead(status, headers);
   if (options.head) out.end();

@@ -4,7 +4,7 @@
 // request (routes, limits, HSTS, access log), swapped whole on reload by the edge.
 //
 // The https listeners call it for HTTP/1.1 (node:http IncomingMessage/ServerResponse) and
-// HTTP/2 (node:http2 compat Http2ServerRequest/Http2ServerResponse) alike:
+// HTTP/2 (H2Request/H2Response on node:http2's stream API, see h2-exchange.ts) alike:
 //   server.on('request', gateway.request)
 //   server.on('checkContinue', gateway.checkContinue)   // 100 only once the request passed
 //   server.on('upgrade', gateway.upgrade)               // HTTP/1.1 only
@@ -152,7 +152,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     // node:http accepts an HTTP/0.9 request line ("GET /"); such a client would not
     // understand a status line, so the connection is closed (SPEC 5).
     if (req.httpVersionMajor === 0) {
-      req.socket.destroy();
+      (req as IncomingMessage).socket.destroy();
       return;
     }
     const x = begin(req);

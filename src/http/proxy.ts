@@ -19,8 +19,8 @@
 //     closes that upstream connection: nothing keeps streaming into a dead socket.
 
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { constants as h2constants } from 'node:http2';
+import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { EdgeError, upstreamFailure } from '../errors.ts';
 import type { ErrorCode } from '../errors.ts';
@@ -29,8 +29,9 @@ import { filterResponseHeaders } from './forward-headers.ts';
 import type { ResponseHeaders } from './forward-headers.ts';
 import { sendError } from './error-response.ts';
 import type { AnyResponse } from './error-response.ts';
+import type { H2Request, H2Response } from './h2-exchange.ts';
 
-export type AnyRequest = IncomingMessage | Http2ServerRequest;
+export type AnyRequest = IncomingMessage | H2Request;
 
 export type ProxyOutcome = {
   status: number;
@@ -77,26 +78,32 @@ export function proxy(p: ProxyRequest): void {
   );
 }
 
-/** null when the request has no body. */
-function requestBody(p: ProxyRequest): AnyRequest | AsyncGenerator<Buffer> | null {
+/** null when the request has no body. The body is the request (HTTP/1.1) or the h2 stream. */
+function requestBody(p: ProxyRequest): Readable | AsyncIterable<Buffer> | null {
   const req = p.req;
+  let body: Readable | AsyncIterable<Buffer>;
   if (p.h2) {
-    if ((req as Http2ServerRequest).stream.endAfterHeaders) return null;
+    const stream = (req as H2Request).stream;
+    if (stream.endAfterHeaders) return null;
+    // undici destroys a stream body once it is sent, and the h2 stream also carries the
+    // answer back: undici gets an iterator of it that leaves the stream open.
+    body = stream.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>;
   } else {
     const headers = req.headers;
     const length = headers['content-length'];
     if (headers['transfer-encoding'] === undefined && (length === undefined || length === '0')) return null;
+    body = req as IncomingMessage;
   }
   if (p.streamingBodyLimit !== null && req.headers['content-length'] === undefined) {
-    return limitedBody(req, p.streamingBodyLimit);
+    return limitedBody(body, p.streamingBodyLimit);
   }
-  return req;
+  return body;
 }
 
 /** Counts a body of unknown length as it streams; past `limit`, the request fails with 413. */
-async function* limitedBody(req: AnyRequest, limit: number): AsyncGenerator<Buffer> {
+async function* limitedBody(body: Readable | AsyncIterable<Buffer>, limit: number): AsyncGenerator<Buffer> {
   let seen = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
+  for await (const chunk of body as AsyncIterable<Buffer>) {
     seen += chunk.length;
     if (seen > limit) throw new EdgeError('BODY_TOO_LARGE', `more than ${limit} bytes`);
     yield chunk;
@@ -130,7 +137,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     if (hsts !== null) out['strict-transport-security'] = hsts;
     // Throws on a header Node will not send (an invalid value): undici turns that into
     // onResponseError, answered 502 since nothing was written yet.
-    if (this.#p.h2) (res as Http2ServerResponse).writeHead(statusCode, out as OutgoingHttpHeaders);
+    if (this.#p.h2) (res as H2Response).writeHead(statusCode, out as OutgoingHttpHeaders);
     else (res as ServerResponse).writeHead(statusCode, statusMessage || undefined, out as OutgoingHttpHeaders);
     this.#status = statusCode;
     this.#headStarted = true;
@@ -200,7 +207,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
 /** HTTP/1.1: destroy the socket (no final chunk, so the client sees an incomplete body). h2: RST_STREAM. */
 export function cutClient(p: { res: AnyResponse; h2: boolean }): void {
   if (p.h2) {
-    const stream = (p.res as Http2ServerResponse).stream;
+    const stream = (p.res as H2Response).stream;
     if (!stream.destroyed) stream.close(h2constants.NGHTTP2_INTERNAL_ERROR);
   } else {
     p.res.destroy();

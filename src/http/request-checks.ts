@@ -3,7 +3,7 @@
 // Returns the target in origin-form and the validated host, or the catalogue code to answer.
 
 import type { IncomingMessage } from 'node:http';
-import type { Http2ServerRequest } from 'node:http2';
+import type { H2Request } from './h2-exchange.ts';
 import type { ErrorCode } from '../errors.ts';
 import { hostFieldCount, hostWithoutPort } from './headers.ts';
 
@@ -18,10 +18,10 @@ export type Target = {
 
 export type CheckResult = Target | { error: ErrorCode };
 
-export function checkRequest(req: IncomingMessage | Http2ServerRequest): CheckResult {
+export function checkRequest(req: IncomingMessage | H2Request): CheckResult {
   const headers = req.headers;
   let hostHeader: string | undefined;
-  if ((req as Http2ServerRequest).stream !== undefined) {
+  if ((req as H2Request).stream !== undefined) {
     hostHeader = (headers[':authority'] as string | undefined) ?? headers.host;
   } else {
     // llhttp accepts "GET /p" (HTTP/0.9) and "HTTP/2.0" in an HTTP/1 request line.

@@ -1,13 +1,13 @@
 // The https listeners (port 443): one server per bound address. With `tls.http2` it is an
 // HTTP/2 server that also speaks HTTP/1.1 (ALPN picks h2 or http/1.1 on the same port, and
-// a client without ALPN gets HTTP/1.1); without, a plain https server. Each connection's
+// a client without ALPN gets HTTP/1.1; h2 requests come through h2-exchange.ts); without, a plain https server. Each connection's
 // certificate comes from the certificate store by the ClientHello's server name (see
 // tls/handshake.ts); the limits are those of the http listeners, plus HTTP/2 settings.
 // Requests go to the handlers the caller passes in.
 
 import { createServer as createHttpsServer } from 'node:https';
 import { createSecureServer as createH2Server } from 'node:http2';
-import type { Http2ServerRequest, Http2ServerResponse, ServerHttp2Session, Settings } from 'node:http2';
+import type { Http2SecureServer, ServerHttp2Session, Settings } from 'node:http2';
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
@@ -17,13 +17,16 @@ import type { CertStore } from '../tls/cert-store.ts';
 import { alpnProtocols } from '../tls/options.ts';
 import { routeHandshakes } from '../tls/handshake.ts';
 import { applyLimits, onClientError, onConnectRequest, serverOptions } from './listeners.ts';
+import { serveStreams } from './h2-exchange.ts';
+import type { H2Request, H2Response } from './h2-exchange.ts';
+import { sendError } from './error-response.ts';
 import type { ConnectionTracker } from './listeners.ts';
 
-export type SecureRequest = IncomingMessage | Http2ServerRequest;
-export type SecureResponse = ServerResponse | Http2ServerResponse;
+export type SecureRequest = IncomingMessage | H2Request;
+export type SecureResponse = ServerResponse | H2Response;
 
 export type SecureHandlers = {
-  /** Every request, HTTP/1.1 (IncomingMessage) or HTTP/2 (Http2ServerRequest, compat API). */
+  /** Every request, HTTP/1.1 (IncomingMessage) or HTTP/2 (H2Request, on the stream API). */
   onRequest: (req: SecureRequest, res: SecureResponse) => void;
   /** HTTP/1.1 `Upgrade` requests (WebSocket): the socket is the caller's from here on. */
   onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
@@ -81,6 +84,7 @@ export function createSecureListener(deps: SecureServerDeps): TlsServer {
       maxHeaderListPairs: MAX_HEADER_PAIRS,
       maxSessionMemory: 10,
     });
+    // HTTP/1.1 on this port (allowHTTP1); h2 streams go to serveStreams() below.
     h2.on('request', deps.onRequest);
     if (deps.onCheckContinue) h2.on('checkContinue', deps.onCheckContinue);
     // node:http2 creates the session inside its own 'secureConnection' listener and emits
@@ -114,6 +118,15 @@ export function createSecureListener(deps: SecureServerDeps): TlsServer {
   });
   applySecureLimits(server, limits);
   deps.connections.track(server, 'secureConnection');
+  // After every 'request' listener (ours, the tracker's): see serveStreams.
+  if (deps.http2) {
+    serveStreams(server as Http2SecureServer, {
+      onRequest: deps.onRequest,
+      onCheckContinue: deps.onCheckContinue,
+      // No extended CONNECT is offered; a plain CONNECT asks for a tunnel, which opam-edge does not give.
+      onConnect: (_req, res) => void sendError(res, 'METHOD_NOT_ALLOWED', '-', { head: false, hsts: null, close: false }),
+    });
+  }
   const onHandshake = deps.onTlsHandshake;
   if (onHandshake) server.on('secureConnection', (socket: TLSSocket) => onHandshake(socket.isSessionReused()));
   const http = server as unknown as HttpServer;

@@ -18,6 +18,7 @@ import { Upstreams } from '../../src/upstream/upstreams.ts';
 import { createGateway, siteRoutes } from '../../src/http/gateway.ts';
 import type { Gateway, GatewayState, RequestMetrics } from '../../src/http/gateway.ts';
 import { applyLimits, onClientError, serverOptions } from '../../src/http/listeners.ts';
+import { serveStreams } from '../../src/http/h2-exchange.ts';
 import { makeCA, makeCert } from './certs.ts';
 import type { TestCert } from './certs.ts';
 import { tempDir } from './edge-process.ts';
@@ -99,7 +100,8 @@ export async function startFront(raw: Record<string, unknown>, options: { metric
   const h1: HttpsServer = createHttpsServer({ ...serverOptions(config.limits), ...tlsOptions }, gateway.request);
   applyLimits(h1, config.limits);
   h1.on('clientError', onClientError);
-  const h2: Http2SecureServer = createSecureServer({ ...tlsOptions, allowHTTP1: true }, gateway.request);
+  const h2: Http2SecureServer = createSecureServer({ ...tlsOptions, allowHTTP1: true });
+  h2.on('request', gateway.request);
   const sockets = new Set<Socket>();
   for (const server of [h1, h2]) {
     server.on('checkContinue', gateway.checkContinue);
@@ -110,6 +112,8 @@ export async function startFront(raw: Record<string, unknown>, options: { metric
     });
     await new Promise<void>((resolve) => server.listen({ port: 0, host: '::', ipv6Only: false }, () => resolve()));
   }
+  // As the edge's https listener does (src/http/secure.ts): h2 on the stream API.
+  serveStreams(h2, { onRequest: gateway.request, onCheckContinue: gateway.checkContinue });
   return {
     get config() {
       return config;

@@ -149,6 +149,24 @@ test('ALPN: h2 and http/1.1 on one port with tls.http2, http/1.1 only without', 
   assert.deepEqual(await httpsGet(h1.port, 'a.test', '/h1', false), { status: 200, body: '1.1 /h1' });
 });
 
+test('h2 CONNECT is answered 405 and the listener keeps serving', async (t) => {
+  // Through node:http2's compat layer this reached the HTTP/1.1 CONNECT handler with an h2
+  // response instead of a socket, threw, and ended the process.
+  const { store } = await certs(t, ['c.test']);
+  const { port } = await listen(t, { store, http2: true });
+  const session = await h2Session(port, 'c.test');
+  t.after(() => session.destroy());
+  const status = await new Promise<number>((resolve, reject) => {
+    const stream = session.request({ ':method': 'CONNECT', ':authority': 'example.org:443' });
+    let code = 0;
+    stream.on('response', (h) => (code = Number(h[':status'])));
+    stream.on('error', reject);
+    stream.resume().on('end', () => resolve(code));
+  });
+  assert.equal(status, 405);
+  assert.deepEqual(await h2Get(session, '/next'), { status: 200, body: '2.0 /next' });
+});
+
 test('HTTP/1.1 Upgrade reaches onUpgrade on both server kinds', async (t) => {
   const { store } = await certs(t, ['ws.test']);
   for (const http2 of [true, false]) {
