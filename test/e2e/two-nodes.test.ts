@@ -326,9 +326,19 @@ test('two nodes behind round-robin DNS obtain, renew and keep their certificates
       ['acme_certificate_issued', 0],
     ];
     for (const [trigger, delay] of rounds) {
-      const from = nodes.a.events.length;
-      await renewNow(world, 'a', 'opam.test');
-      await nodes.a.waitFor((e) => e.event === trigger, 20_000, from);
+      let from = nodes.a.events.length;
+      // Pebble can hand back a still-valid authorization (see the DNS-swapped test above; an
+      // order killed after its challenge was answered leaves one behind, validated after the
+      // kill): that order is issued without logging acme_challenge_validated, so it is renewed
+      // again, at most three times, until an order reaches the stage to kill at.
+      for (let attempt = 1; ; attempt++) {
+        from = nodes.a.events.length;
+        await renewNow(world, 'a', 'opam.test');
+        const seen = await nodes.a.waitFor((e) => e.event === trigger || (e.event === 'acme_certificate_issued' && e.name === 'opam.test'), 20_000, from);
+        if (seen.event === trigger) break;
+        assert.ok(attempt < 3, `an order that reaches ${trigger} in three attempts`);
+        st.diagnostic(`the renewal reused a valid authorization (no ${trigger}): renewing again`);
+      }
       await new Promise((r) => setTimeout(r, delay));
       await nodes.a.kill9();
       const reached = nodes.a.events.slice(from).map((e) => e.event).filter((e) => e.startsWith('acme_'));
