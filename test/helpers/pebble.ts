@@ -7,6 +7,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import type { Server } from 'node:net';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { Agent, request } from 'undici';
@@ -25,15 +26,30 @@ export function requireTools(t: TestContext, tools: string[]): boolean {
 }
 
 /** A port free right now on `host` (the kernel's pick; closed again before returning). */
-export function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  return (await freePorts(1, host))[0]!;
+}
+
+/**
+ * `count` distinct ports free right now on `host`. All are held open together before any is
+ * closed: picked one after the other, the kernel once handed Pebble the same port for its
+ * directory and its management interface.
+ */
+export async function freePorts(count: number, host = '127.0.0.1'): Promise<number[]> {
+  const servers: Server[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const server = createServer();
+      servers.push(server);
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(0, host, () => resolve());
+      });
+    }
+    return servers.map((server) => (server.address() as { port: number }).port);
+  } finally {
+    await Promise.all(servers.map((server) => new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()))));
+  }
 }
 
 type Managed = { child: ChildProcess; output: string[]; exited: Promise<void> };
@@ -75,8 +91,10 @@ export type ChallTestSrv = {
 
 export async function startChallTestSrv(options: { host?: string; wrap?: string[]; dnsPort?: number; mgmtPort?: number } = {}): Promise<ChallTestSrv> {
   const host = options.host ?? '127.0.0.1';
-  const dnsPort = options.dnsPort ?? (await freePort(host));
-  const mgmtPort = options.mgmtPort ?? (await freePort(host));
+  // Only when a port is not given: fixed ones belong to a namespace this process may not bind in.
+  const [freeDns, freeMgmt] = options.dnsPort !== undefined && options.mgmtPort !== undefined ? [] : await freePorts(2, host);
+  const dnsPort = options.dnsPort ?? freeDns!;
+  const mgmtPort = options.mgmtPort ?? freeMgmt!;
   const hp = (p: number) => (host.includes(':') ? `[${host}]:${p}` : `${host}:${p}`);
   const m = launch(
     ['pebble-challtestsrv', '-dns01', hp(dnsPort), '-http01', '', '-https01', '', '-tlsalpn01', '', '-management', hp(mgmtPort), '-defaultIPv4', '', '-defaultIPv6', ''],
@@ -146,8 +164,9 @@ export async function startPebble(options: PebbleOptions): Promise<Pebble> {
   const ca = await makeCA(options.dir, 'Pebble TLS test CA');
   const names = ['localhost', host];
   const tlsCert = await makeCert({ names, dir: options.dir, stem: 'pebble-tls', ca });
-  const port = options.port ?? (await freePort(host));
-  const mgmtPort = options.mgmtPort ?? (await freePort(host));
+  const [freeAcme, freeMgmt] = options.port !== undefined && options.mgmtPort !== undefined ? [] : await freePorts(2, host);
+  const port = options.port ?? freeAcme!;
+  const mgmtPort = options.mgmtPort ?? freeMgmt!;
   const hp = (p: number) => (host.includes(':') ? `[${host}]:${p}` : `${host}:${p}`);
   const configPath = join(options.dir, 'pebble-config.json');
   writeFileSync(
