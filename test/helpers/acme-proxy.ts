@@ -17,7 +17,7 @@ export type Override = { status: number; headers?: Record<string, string>; body?
 
 export type AcmeProxy = {
   directory: string;
-  /** Decoded payloads of every newOrder request. */
+  /** Decoded payloads of every newOrder request Pebble accepted (201). */
   orders: Record<string, unknown>[];
   /** certIDs asked of renewalInfo, in order. */
   renewalInfoAsked: string[];
@@ -68,9 +68,10 @@ export async function startAcmeProxy(options: {
         res.end(JSON.stringify({ suggestedWindow: { start: window.start.toISOString(), end: window.end.toISOString() }, explanationURL: 'https://example.org/why' }));
         return;
       }
+      let order: Record<string, unknown> | null = null;
       if (path.endsWith('/order-plz') && body.length > 0) {
         const jws = JSON.parse(body.toString()) as { payload: string };
-        orders.push(JSON.parse(Buffer.from(jws.payload, 'base64url').toString()) as Record<string, unknown>);
+        order = JSON.parse(Buffer.from(jws.payload, 'base64url').toString()) as Record<string, unknown>;
       }
       const headers = { ...req.headers };
       delete headers['content-length'];
@@ -81,6 +82,9 @@ export async function startAcmeProxy(options: {
         dispatcher: agent,
       });
       let out: Buffer = Buffer.from(await up.body.arrayBuffer());
+      // Only orders Pebble created: a newOrder it refused (a rejected nonce, which the client
+      // sends again) is not an order.
+      if (order !== null && up.statusCode === 201) orders.push(order);
       const outHeaders: Record<string, string | string[]> = {};
       for (const [k, v] of Object.entries(up.headers)) if (v !== undefined && k !== 'content-length' && k !== 'transfer-encoding' && k !== 'connection' && k !== 'keep-alive') outHeaders[k] = v;
       if (path === upstream.pathname && req.method === 'GET') {
