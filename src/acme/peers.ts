@@ -4,9 +4,7 @@
 // from its own tokens and webroot only and never forwards again. nginx passes unknown
 // headers on, so the guard holds through an nginx peer too.
 
-import type { Agent } from 'undici';
-import { loadUndiciApi } from '../undici-api.ts';
-import type { UndiciApi } from '../undici-api.ts';
+import { LazyAgent } from '../undici-api.ts';
 import type { EventLog } from '../log.ts';
 
 export const PEER_HOP_HEADER = 'x-opam-edge-peer-hop';
@@ -22,8 +20,7 @@ export type PeerState = {
 };
 
 export class PeerForwarder {
-  /** Made on the first forward (undici's full API is loaded then: see undici-api.ts). */
-  #agent: Agent | null = null;
+  readonly #agent: LazyAgent;
   readonly #log: EventLog;
   readonly #timeoutMs: number;
   #peers: readonly URL[] = [];
@@ -32,17 +29,13 @@ export class PeerForwarder {
   constructor(log: EventLog, timeoutMs = PEER_TIMEOUT_MS) {
     this.#log = log;
     this.#timeoutMs = timeoutMs;
-  }
-
-  #agentOf(undici: UndiciApi): Agent {
-    const timeoutMs = this.#timeoutMs;
-    return (this.#agent ??= new undici.Agent({
+    this.#agent = new LazyAgent({
       connectTimeout: timeoutMs,
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
       keepAliveTimeout: 4000,
       connections: 4,
-    }));
+    });
   }
 
   /** Replaces the list of peers (start and SIGHUP). */
@@ -73,7 +66,7 @@ export class PeerForwarder {
   }
 
   async close(): Promise<void> {
-    await this.#agent?.close();
+    await this.#agent.close();
   }
 
   async #askOne(peer: URL, token: string, host: string): Promise<string | null> {
@@ -82,9 +75,7 @@ export class PeerForwarder {
     const url = `${peer.origin}${base}/.well-known/acme-challenge/${token}`;
     if (state) state.lastAttemptAt = Date.now();
     try {
-      const undici = await loadUndiciApi();
-      const res = await undici.request(url, {
-        dispatcher: this.#agentOf(undici),
+      const res = await this.#agent.request(url, {
         method: 'GET',
         headers: { host, [PEER_HOP_HEADER]: '1', 'user-agent': 'opam-edge (challenge peer)' },
         signal: AbortSignal.timeout(this.#timeoutMs),

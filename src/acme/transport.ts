@@ -7,11 +7,9 @@
 // the renewal loop can schedule it instead of sleeping.
 
 import { rootCertificates } from 'node:tls';
-import type { Agent } from 'undici';
 import type { Client } from 'acme-client';
 import { parseRetryAfter } from './schedule.ts';
-import { loadUndiciApi } from '../undici-api.ts';
-import type { UndiciApi } from '../undici-api.ts';
+import { LazyAgent } from '../undici-api.ts';
 
 export const ACME_REQUEST_TIMEOUT_MS = 30_000;
 /** Directories, orders and chains are a few kB; anything far larger is not ACME. */
@@ -44,30 +42,24 @@ export class AcmeTransportError extends Error {
 }
 
 export class AcmeTransport {
-  readonly #caBundle: string | null;
+  readonly #agent: LazyAgent;
   readonly #timeoutMs: number;
   readonly #userAgent: string;
-  /** Made on the first request (undici's full API is loaded then: see undici-api.ts). */
-  #agent: Agent | null = null;
 
   constructor(options: TransportOptions) {
-    this.#caBundle = options.caBundle;
     this.#timeoutMs = options.requestTimeoutMs ?? ACME_REQUEST_TIMEOUT_MS;
     this.#userAgent = options.userAgent ?? 'opam-edge';
-  }
-
-  #agentOf(undici: UndiciApi): Agent {
-    return (this.#agent ??= new undici.Agent({
+    this.#agent = new LazyAgent({
       connect: {
         // Like NODE_EXTRA_CA_CERTS: the bundle is added to the system roots, not instead.
-        ca: this.#caBundle ? [...rootCertificates, this.#caBundle] : undefined,
+        ca: options.caBundle ? [...rootCertificates, options.caBundle] : undefined,
         timeout: this.#timeoutMs,
       },
       headersTimeout: this.#timeoutMs,
       bodyTimeout: this.#timeoutMs,
       keepAliveTimeout: 10_000,
       connections: 4,
-    }));
+    });
   }
 
   async send(url: string, method: string, body: unknown, signal?: AbortSignal): Promise<AcmeResponse> {
@@ -75,10 +67,8 @@ export class AcmeTransport {
     signal?.throwIfAborted();
     let res;
     try {
-      const undici = await loadUndiciApi();
-      res = await undici.request(url, {
+      res = await this.#agent.request(url, {
         method: verb as 'GET',
-        dispatcher: this.#agentOf(undici),
         signal,
         headers: {
           'user-agent': this.#userAgent,
@@ -127,8 +117,8 @@ export class AcmeTransport {
     return { status: res.status, data: res.data, retryAfterMs: parseRetryAfter(res.headers['retry-after'], Date.now()) };
   }
 
-  async close(): Promise<void> {
-    await this.#agent?.close();
+  close(): Promise<void> {
+    return this.#agent.close();
   }
 }
 

@@ -12,6 +12,7 @@
 import { constants as h2constants } from 'node:http2';
 import type { Http2SecureServer, IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
+import { sendError } from './error-response.ts';
 
 export class H2Request {
   readonly stream: ServerHttp2Stream;
@@ -116,15 +117,13 @@ export type H2StreamHandlers = {
   onRequest: H2Handler;
   /** `Expect: 100-continue`: the handler decides whether to send 100 Continue. */
   onCheckContinue?: H2Handler;
-  /** CONNECT (no extended CONNECT is offered): absent, 405. */
-  onConnect?: H2Handler;
 };
 
 /**
  * The 'stream' listener: what node:http2's compat layer does in onServerStream (CONNECT,
  * Expect), on H2Request/H2Response.
  */
-export function h2StreamListener(handlers: H2StreamHandlers) {
+function h2StreamListener(handlers: H2StreamHandlers) {
   return function onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders: string[]): void {
     // A stream error (a reset, a session torn down) ends the exchange through 'close'; without
     // a listener it would be an uncaught 'error' event. The compat layer ignores them too.
@@ -133,8 +132,8 @@ export function h2StreamListener(handlers: H2StreamHandlers) {
     const req = new H2Request(stream, headers, rawHeaders);
     const res = new H2Response(stream);
     if (req.method === 'CONNECT') {
-      if (handlers.onConnect) handlers.onConnect(req, res);
-      else res.writeHead(h2constants.HTTP_STATUS_METHOD_NOT_ALLOWED, {}).end();
+      // No extended CONNECT is offered; a plain CONNECT asks for a tunnel, which is not given.
+      sendError(res, 'METHOD_NOT_ALLOWED', '-', { head: false, hsts: null, close: false });
       return;
     }
     const expect = headers.expect;

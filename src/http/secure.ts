@@ -1,9 +1,9 @@
 // The https listeners (port 443): one server per bound address. With `tls.http2` it is an
 // HTTP/2 server that also speaks HTTP/1.1 (ALPN picks h2 or http/1.1 on the same port, and
-// a client without ALPN gets HTTP/1.1; h2 requests come through h2-exchange.ts); without, a plain https server. Each connection's
-// certificate comes from the certificate store by the ClientHello's server name (see
-// tls/handshake.ts); the limits are those of the http listeners, plus HTTP/2 settings.
-// Requests go to the handlers the caller passes in.
+// a client without ALPN gets HTTP/1.1; h2 requests come through h2-exchange.ts); without,
+// a plain https server. Each connection's certificate comes from the certificate store by
+// the ClientHello's server name (see tls/handshake.ts); the limits are those of the http
+// listeners, plus HTTP/2 settings. Requests go to the handlers the caller passes in.
 
 import { createServer as createHttpsServer } from 'node:https';
 import { createSecureServer as createH2Server } from 'node:http2';
@@ -19,7 +19,6 @@ import { routeHandshakes } from '../tls/handshake.ts';
 import { applyLimits, onClientError, onConnectRequest, serverOptions } from './listeners.ts';
 import { serveStreams } from './h2-exchange.ts';
 import type { H2Request, H2Response } from './h2-exchange.ts';
-import { sendError } from './error-response.ts';
 import type { ConnectionTracker } from './listeners.ts';
 
 export type SecureRequest = IncomingMessage | H2Request;
@@ -120,12 +119,7 @@ export function createSecureListener(deps: SecureServerDeps): TlsServer {
   deps.connections.track(server, 'secureConnection');
   // After every 'request' listener (ours, the tracker's): see serveStreams.
   if (deps.http2) {
-    serveStreams(server as Http2SecureServer, {
-      onRequest: deps.onRequest,
-      onCheckContinue: deps.onCheckContinue,
-      // No extended CONNECT is offered; a plain CONNECT asks for a tunnel, which opam-edge does not give.
-      onConnect: (_req, res) => void sendError(res, 'METHOD_NOT_ALLOWED', '-', { head: false, hsts: null, close: false }),
-    });
+    serveStreams(server as Http2SecureServer, { onRequest: deps.onRequest, onCheckContinue: deps.onCheckContinue });
   }
   const onHandshake = deps.onTlsHandshake;
   if (onHandshake) server.on('secureConnection', (socket: TLSSocket) => onHandshake(socket.isSessionReused()));

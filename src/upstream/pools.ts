@@ -4,8 +4,8 @@
 // addresses are closed gracefully (undici's close() lets in-flight requests finish, then
 // closes the sockets), pools of addresses that stay are kept with their connections.
 
-// The Pool module alone, not undici's package entry (12 MiB of RSS the proxy does not use;
-// see src/undici-api.ts).
+// The Pool module alone, not undici's package entry (the rest of undici, which the proxy does
+// not use; see src/undici-api.ts).
 import Pool from 'undici/lib/dispatcher/pool.js';
 import type { EventLog } from '../log.ts';
 
