@@ -10,6 +10,7 @@ import { H2Request, H2Response, serveStreams } from '../../src/http/h2-exchange.
 import type { H2StreamHandlers } from '../../src/http/h2-exchange.ts';
 import { makeCert } from '../helpers/certs.ts';
 import { tempDir } from '../helpers/edge-process.ts';
+import { until } from '../helpers/until.ts';
 
 type Seen = { req: H2Request | unknown; res: H2Response | unknown; remote: string | undefined };
 
@@ -160,8 +161,7 @@ test('H2Response: HEAD ends at the head, later writes and ends are dropped; noth
   stream.on('error', () => {});
   await new Promise((r) => setTimeout(r, 50));
   stream.close();
-  const deadline = Date.now() + 2000;
-  while (outcomes.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  await until(() => outcomes.length > 0, 2000, 'the handler to see the reset');
   assert.deepEqual(outcomes, ['after reset: headersSent=false']);
   assert.equal((await h2Ask(s, { ':path': '/still', ':authority': 'h2x.test' })).status, 200);
 });
