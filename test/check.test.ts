@@ -13,6 +13,7 @@ import { checkConfig } from '../src/check.ts';
 import type { Problem } from '../src/check.ts';
 import { makeCert } from './helpers/certs.ts';
 import { tempDir } from './helpers/edge-process.ts';
+import { certbotTree } from './helpers/certbot-tree.ts';
 import { freePort } from './helpers/pebble.ts';
 import { CHALLTESTSRV, requireTool, startDnsServer } from './helpers/dns-server.ts';
 
@@ -93,6 +94,22 @@ test('tls.certbot not there yet: a warning with acme set, a problem when nothing
   writeFileSync(certbot, 'x');
   const file = await checkConfig(parse(`tls:\n  certbot: "${certbot}"\nacme: {}\n${SITE}`), { resolve: false });
   assert.deepEqual(file.problems, [{ path: 'tls.certbot', line: 2, message: `${certbot} is not a directory` }]);
+});
+
+test('tls.certbot lineages that start-up would skip, or that expire within 7 days, are warnings on tls.certbot', async (t) => {
+  const d = dir(t);
+  const tree = certbotTree(join(d, 'letsencrypt'));
+  const fine = await makeCert({ names: ['e.test'], dir: d, stem: 'fine' });
+  const soon = await makeCert({ names: ['f.test'], dir: d, stem: 'soon', notAfter: new Date(Date.now() + 86_400_000) });
+  const other = await makeCert({ names: ['g.test'], dir: d, stem: 'other' });
+  tree.issue('e.test', fine);
+  tree.issue('f.test', soon);
+  tree.issue('g.test', other, { key: fine.key });
+  const { problems, warnings } = await checkConfig(parse(`tls:\n  certbot: "${tree.root}"\n${SITE}`), { resolve: false });
+  assert.deepEqual(problems, []);
+  assert.deepEqual(at(warnings), ['tls.certbot@2', 'tls.certbot@2']);
+  assert.match(warnings[0]!.message, /live\/f\.test\/fullchain\.pem expires in [01]\.\d days/);
+  assert.match(warnings[1]!.message, /^lineage g\.test is skipped: .*live\/g\.test\/privkey\.pem: does not match .*live\/g\.test\/fullchain\.pem$/);
 });
 
 test('acme.storage and challenges.webroot: a file is a problem; a missing webroot is a warning', async (t) => {
