@@ -8,14 +8,17 @@ import { check } from './check.ts';
 const USAGE = `Usage:
   opam-edge [--config FILE]          run (FILE: $OPAM_EDGE_CONFIG, else ./opam-edge.yaml,
                                      else the built-in local demo)
-  opam-edge check [--config FILE]    validate the config, certificate/key pairs and upstream
-                                     names; exit 0 "ok", or 1 with every problem listed
+  opam-edge check [--strict] [--config FILE]
+                                     validate the config, its files and upstream names; exit 0
+                                     "ok" (warnings listed, e.g. a name that does not resolve
+                                     from here), or 1 with every problem listed as
+                                     "path (line N): message"; --strict: warnings are problems
   opam-edge --version | --help
 `;
 
 export type Command =
   | { kind: 'run'; config: string | null }
-  | { kind: 'check'; config: string | null }
+  | { kind: 'check'; config: string | null; strict: boolean }
   | { kind: 'version' }
   | { kind: 'help' }
   | { kind: 'usage'; error: string };
@@ -23,6 +26,7 @@ export type Command =
 export function parseArgs(argv: readonly string[]): Command {
   let kind: 'run' | 'check' = 'run';
   let config: string | null = null;
+  let strict = false;
   const args = [...argv];
   if (args[0] === 'check') {
     kind = 'check';
@@ -34,6 +38,10 @@ export function parseArgs(argv: readonly string[]): Command {
     const arg = args.shift()!;
     if (arg === '--version' || arg === '-v') return { kind: 'version' };
     if (arg === '--help' || arg === '-h') return { kind: 'help' };
+    if (arg === '--strict' && kind === 'check') {
+      strict = true;
+      continue;
+    }
     if (arg === '--config' || arg === '-c') {
       const value = args.shift();
       if (value === undefined || value === '') return { kind: 'usage', error: `${arg} needs a file` };
@@ -45,7 +53,7 @@ export function parseArgs(argv: readonly string[]): Command {
       return { kind: 'usage', error: `unknown argument "${arg}"` };
     }
   }
-  return { kind, config };
+  return kind === 'check' ? { kind, config, strict } : { kind, config };
 }
 
 export function version(): string {
@@ -66,7 +74,7 @@ export async function main(): Promise<number> {
       process.stderr.write(`opam-edge: ${command.error}\n${USAGE}`);
       return 2;
     case 'check':
-      return check(command.config ?? defaultConfigPath());
+      return check(command.config ?? defaultConfigPath(), { strict: command.strict });
     case 'run': {
       const code = await run(command.config ?? defaultConfigPath());
       // Stopped: whatever keep-alive handle is left must not hold the process open.

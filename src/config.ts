@@ -234,12 +234,29 @@ export function parseConfig(text: string, source: string): ConfigResult {
   }
   const raw: unknown = doc.toJS({ maxAliasCount: 100 });
   if (raw === null || raw === undefined) return { ok: false, errors: ['(root): the file is empty; at least `sites` is required'] };
-  const lineOf = (path: readonly PropertyKey[]): string => {
+  const lineAt = (path: readonly PropertyKey[]): number | undefined => {
     const node = doc.getIn(path as unknown[], true);
-    if (isNode(node) && node.range) return ` (line ${lines.linePos(node.range[0]).line})`;
-    return '';
+    return isNode(node) && node.range ? lines.linePos(node.range[0]).line : undefined;
   };
-  return validateConfig(raw, source, lineOf);
+  const lineOf = (path: readonly PropertyKey[]): string => {
+    const line = lineAt(path);
+    return line === undefined ? '' : ` (line ${line})`;
+  };
+  const result = validateConfig(raw, source, lineOf);
+  if (result.ok) configLines.set(result.config, lineAt);
+  return result;
+}
+
+/**
+ * Where each key of a parsed config was written, for checks that run after validation
+ * (files, names) and must name the line too. Kept beside the frozen Config, not in it, so
+ * configs still compare and serialise as plain data.
+ */
+const configLines = new WeakMap<Config, (path: readonly PropertyKey[]) => number | undefined>();
+
+/** The line of a key path in the file `config` was parsed from; undefined for a default or a config not from a file. */
+export function configLine(config: Config, path: readonly PropertyKey[]): number | undefined {
+  return configLines.get(config)?.(path);
 }
 
 /** Validates an already-parsed object (used for the built-in demo and by tests). */

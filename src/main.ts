@@ -13,6 +13,7 @@ import type { EventLog } from './log.ts';
 import { Edge, DEFAULT_GRACE_MS } from './edge.ts';
 import { startDemo } from './demo.ts';
 import { Cluster, isWorker, runWorker } from './cluster.ts';
+import { checkConfig, formatProblem } from './check.ts';
 
 /** What signals act on: one Edge, or a cluster primary and its workers. */
 type Runtime = {
@@ -102,6 +103,14 @@ export async function run(configPath: string | null): Promise<number> {
     }
     config = loaded.config;
     text = loaded.text ?? '';
+    // The files it names, as `check` reports them (without network look-ups).
+    const checked = await checkConfig(config, { resolve: false });
+    for (const w of checked.warnings) log.warn('config_warning', { path: w.path, line: w.line, message: w.message });
+    if (checked.problems.length > 0) {
+      process.stderr.write(`opam-edge: the configuration ${configPath} is invalid:\n${checked.problems.map((p) => `  ${formatProblem(p)}\n`).join('')}`);
+      removeHandlers();
+      return 1;
+    }
   }
 
   try {

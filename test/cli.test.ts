@@ -1,10 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from '../src/cli.ts';
 import { CLI, tempDir } from './helpers/edge-process.ts';
+import { CHALLTESTSRV, requireTool, startDnsServer } from './helpers/dns-server.ts';
 
 type Run = { code: number | null; stdout: string; stderr: string };
 
@@ -37,8 +39,10 @@ test('argument parsing', () => {
   assert.deepEqual(parseArgs(['--config', 'a.yaml']), { kind: 'run', config: 'a.yaml' });
   assert.deepEqual(parseArgs(['-c', 'a.yaml']), { kind: 'run', config: 'a.yaml' });
   assert.deepEqual(parseArgs(['--config=a.yaml']), { kind: 'run', config: 'a.yaml' });
-  assert.deepEqual(parseArgs(['check', '--config', 'a.yaml']), { kind: 'check', config: 'a.yaml' });
-  assert.deepEqual(parseArgs(['check']), { kind: 'check', config: null });
+  assert.deepEqual(parseArgs(['check', '--config', 'a.yaml']), { kind: 'check', config: 'a.yaml', strict: false });
+  assert.deepEqual(parseArgs(['check']), { kind: 'check', config: null, strict: false });
+  assert.deepEqual(parseArgs(['check', '--strict', '-c', 'a.yaml']), { kind: 'check', config: 'a.yaml', strict: true });
+  assert.equal(parseArgs(['--strict']).kind, 'usage');
   assert.deepEqual(parseArgs(['--version']), { kind: 'version' });
   assert.deepEqual(parseArgs(['--help']), { kind: 'help' });
   assert.equal(parseArgs(['--config']).kind, 'usage');
@@ -54,7 +58,8 @@ test('--version and --help exit 0', async () => {
   const help = await runCli(['--help']);
   assert.equal(help.code, 0);
   assert.match(help.stdout, /^Usage:/);
-  assert.match(help.stdout, /opam-edge check \[--config FILE\]/);
+  assert.match(help.stdout, /opam-edge check \[--strict\] \[--config FILE\]/);
+  assert.match(help.stdout, /--strict: warnings are problems/);
 });
 
 test('bad usage exits 2 with the usage on stderr', async () => {
@@ -86,8 +91,8 @@ test('check: exit 1 listing every problem as "path (line): message"', async (t) 
   const result = await runCli(['check', '--config', join(dir, 'bad.yaml')]);
   assert.equal(result.code, 1);
   const lines = result.stdout.trimEnd().split('\n');
-  assert.equal(lines[0], `${join(dir, 'bad.yaml')}: 4 problems`);
-  assert.deepEqual(lines.slice(1).map((l) => l.trim().split(':')[0]).sort(), [
+  assert.equal(lines.at(-1), `${join(dir, 'bad.yaml')}: 4 problems`);
+  assert.deepEqual(lines.slice(0, -1).map((l) => l.split(':')[0]).sort(), [
     'bogus (line 3)',
     'limits.header_timeout (line 2)',
     'listen.http[0] (line 1)',
@@ -96,6 +101,58 @@ test('check: exit 1 listing every problem as "path (line): message"', async (t) 
   const missing = await runCli(['check', '--config', join(dir, 'nope.yaml')]);
   assert.equal(missing.code, 1);
   assert.match(missing.stdout, /cannot read the config file \(ENOENT\)/);
+});
+
+test('check: an upstream name that does not resolve from here is a warning (exit 0), an error with --strict', async (t) => {
+  if (!requireTool(t, CHALLTESTSRV, 'pebble')) return;
+  const dns = await startDnsServer();
+  t.after(() => dns.stop());
+  await dns.setA('opam.test', ['127.0.0.2']);
+  const dir = tempDir();
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'c.yaml');
+  writeFileSync(
+    path,
+    `listen: {http: ["127.0.0.1:0"], https: []}\nresolver:\n  servers: ["${dns.server}"]\nsites:\n` +
+      `  - hosts: [a.test]\n    upstream: http://opam.test:80\n  - hosts: [b.test]\n    upstream: http://opam_live:80\n`,
+  );
+  const result = await runCli(['check', '--config', path]);
+  assert.equal(result.code, 0, result.stdout + result.stderr);
+  const lines = result.stdout.trimEnd().split('\n');
+  assert.equal(lines.length, 2, result.stdout);
+  assert.match(lines[0]!, /^sites\[1\]\.upstream \(line 8\): warning: "opam_live" does not resolve through resolver\.servers/);
+  assert.equal(lines[1], 'ok, 1 warning');
+  const strict = await runCli(['check', '--strict', '--config', path]);
+  assert.equal(strict.code, 1, strict.stdout);
+  assert.match(strict.stdout, /^sites\[1\]\.upstream \(line 8\): "opam_live" does not resolve/);
+  assert.match(strict.stdout, /: 1 problem \(--strict: warnings are problems\)\n$/);
+});
+
+test('check and start-up: a missing certificate file is "tls.certificates[0].cert (line N): cannot read ..."', async (t) => {
+  const dir = tempDir();
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'c.yaml');
+  writeFileSync(path, `listen: {http: ["127.0.0.1:0"], https: ["127.0.0.1:0"]}\ntls:\n  certificates:\n    - cert: /x/y.pem\n      key: /x/y.key\n${good.slice(good.indexOf('sites:'))}`);
+  const result = await runCli(['check', '--config', path]);
+  assert.equal(result.code, 1);
+  assert.equal(result.stdout, `tls.certificates[0].cert (line 4): cannot read /x/y.pem: no such file\n${path}: 1 problem\n`);
+  // Start-up refuses it with the same line, before binding anything.
+  const run = await runCli(['--config', path]);
+  assert.equal(run.code, 1);
+  assert.match(run.stderr, /is invalid:\n  tls\.certificates\[0\]\.cert \(line 4\): cannot read \/x\/y\.pem: no such file\n/);
+  assert.doesNotMatch(run.stderr, /"event":"listening"/);
+});
+
+test('check passes every example config of deploy/ here, where opam_live does not resolve: exit 0, warnings listed', async () => {
+  const examples = fileURLToPath(new URL('../deploy/examples/', import.meta.url));
+  const files = readdirSync(examples).filter((f) => f.endsWith('.yaml'));
+  assert.ok(files.length >= 2, files.join(', '));
+  for (const file of files) {
+    const result = await runCli(['check', '--config', join(examples, file)]);
+    assert.equal(result.code, 0, `${file}:\n${result.stdout}${result.stderr}`);
+    assert.match(result.stdout, /^sites\[0\]\.upstream \(line \d+\): warning: "opam_live" does not resolve/m, file);
+    assert.match(result.stdout, /\nok, \d+ warnings?\n$/, file);
+  }
 });
 
 test('check with no config anywhere is a usage error', async (t) => {

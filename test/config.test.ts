@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatPath, loadConfigFile, parseConfig } from '../src/config.ts';
+import { configLine, formatPath, loadConfigFile, parseConfig, validateConfig } from '../src/config.ts';
 
 const minimal = `sites:\n  - hosts: ["opam.ocaml.org"]\n    upstream: "http://opam_live:80"\n`;
 
@@ -140,4 +140,16 @@ test('formatPath', () => {
   assert.equal(formatPath([]), '(root)');
   assert.equal(formatPath(['sites', 0, 'hosts', 1]), 'sites[0].hosts[1]');
   assert.equal(formatPath(['limits', 'idle_timeout']), 'limits.idle_timeout');
+});
+
+test('configLine: the line each key of a parsed config was written on, for checks after validation', () => {
+  const result = parseConfig(`# comment\ntls:\n  certificates:\n    - cert: a.pem\n      key: b.pem\n${minimal}`, 'test.yaml');
+  assert.ok(result.ok, JSON.stringify(!result.ok && result.errors));
+  assert.equal(configLine(result.config, ['tls', 'certificates', 0, 'key']), 5);
+  assert.equal(configLine(result.config, ['sites', 0, 'upstream']), 8);
+  // A default was written nowhere; a config built in code has no lines.
+  assert.equal(configLine(result.config, ['acme']), undefined);
+  const built = validateConfig({ sites: [{ hosts: ['a.test'], upstream: 'http://a' }] }, 'code');
+  assert.ok(built.ok);
+  assert.equal(configLine(built.config, ['sites', 0, 'upstream']), undefined);
 });

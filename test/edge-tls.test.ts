@@ -10,7 +10,7 @@ import { validateConfig } from '../src/config.ts';
 import type { Config } from '../src/config.ts';
 import { Edge } from '../src/edge.ts';
 import { EdgeError } from '../src/errors.ts';
-import { checkCertificates } from '../src/check.ts';
+import { checkConfig } from '../src/check.ts';
 import { makeCert } from './helpers/certs.ts';
 import { tempDir } from './helpers/edge-process.ts';
 import { exchange, handshake, serialFor } from './helpers/tls-client.ts';
@@ -42,8 +42,10 @@ test('a certificate/key pair that does not load stops the start before any port 
     return true;
   });
   assert.deepEqual(named('listening'), []);
-  assert.deepEqual(await checkCertificates(bad), [`tls.certificates[0].key: does not match tls.certificates[0].cert (${other.keyPath})`]);
-  assert.deepEqual(await checkCertificates(config({ certificates: [{ cert: good.certPath, key: good.keyPath }] })), []);
+  assert.deepEqual((await checkConfig(bad, { resolve: false })).problems, [
+    { path: 'tls.certificates[0].key', message: `${other.keyPath}: does not match tls.certificates[0].cert` },
+  ]);
+  assert.deepEqual(await checkConfig(config({ certificates: [{ cert: good.certPath, key: good.keyPath }] }), { resolve: false }), { problems: [], warnings: [] });
 });
 
 test('https listeners serve the configured certificate, h2 and http/1.1; the store takes ACME certificates', async (t) => {

@@ -189,14 +189,14 @@ export class Resolver {
 }
 
 /**
- * `opam-edge check`: every upstream name must resolve through the configured resolver now.
- * One "sites[i].upstream: ..." line per site whose name does not; IP literals pass.
+ * `opam-edge check`: does every upstream name resolve through the configured resolver now?
+ * One entry (the site's index and why) per site whose name does not; IP literals pass.
  */
 export async function checkUpstreamNames(
   sites: readonly { readonly upstream: { readonly host: string; readonly literal: boolean; readonly text: string } }[],
   servers: readonly string[],
   lookup: Lookup = createLookup(servers),
-): Promise<string[]> {
+): Promise<{ site: number; message: string }[]> {
   const via = servers.length === 0 ? 'the system resolver' : `resolver.servers (${servers.join(', ')})`;
   const answers = new Map<string, Promise<Answer>>();
   const problems = await Promise.all(
@@ -208,10 +208,10 @@ export async function checkUpstreamNames(
       const found = (answer.v4.ok ? answer.v4.addresses.length : 0) + (answer.v6.ok ? answer.v6.addresses.length : 0);
       if (found > 0) return null;
       const reasons = [answer.v4, answer.v6].map((a) => (a.ok ? 'no records' : a.reason));
-      return `sites[${i}].upstream: "${host}" does not resolve through ${via} (A: ${reasons[0]}, AAAA: ${reasons[1]})`;
+      return { site: i, message: `"${host}" does not resolve through ${via} (A: ${reasons[0]}, AAAA: ${reasons[1]})` };
     }),
   );
-  return problems.filter((p): p is string => p !== null);
+  return problems.filter((p) => p !== null);
 }
 
 function failedAnswer(err: unknown): Answer {

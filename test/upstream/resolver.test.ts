@@ -138,6 +138,7 @@ test('check: an upstream name that does not resolve through the configured resol
     ],
   });
   const problems = await checkUpstreamNames(config.sites, config.resolver.servers);
-  assert.equal(problems.length, 1, problems.join('\n'));
-  assert.match(problems[0]!, /^sites\[1\]\.upstream: "missing\.test" does not resolve through resolver\.servers/);
+  assert.equal(problems.length, 1, JSON.stringify(problems));
+  assert.equal(problems[0]!.site, 1);
+  assert.match(problems[0]!.message, /^"missing\.test" does not resolve through resolver\.servers/);
 });
