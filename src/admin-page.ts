@@ -47,7 +47,8 @@ function daysClass(days: number): string {
   return days < BAD_DAYS ? 'n bad' : days < WARN_DAYS ? 'n warn' : 'n';
 }
 
-function duration(seconds: number): string {
+/** Seconds for a person: "2d 3h", "1h 2m", "4m 5s". */
+export function duration(seconds: number): string {
   const d = Math.floor(seconds / 86_400);
   const h = Math.floor((seconds % 86_400) / 3600);
   const m = Math.floor((seconds % 3600) / 60);

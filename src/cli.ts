@@ -1,21 +1,24 @@
-// argv -> run | check | --version | --help. Exit codes: 0 ok, 1 bad config or start-up
-// failure, 2 usage.
+// argv -> run | check | status | --version | --help. Exit codes: 0 ok, 1 bad config or
+// start-up failure, 2 usage. Each command imports its modules when it runs, so `status`
+// (status-command.ts) does not load the whole edge.
 
 import { readFileSync } from 'node:fs';
-import { run, defaultConfigPath } from './main.ts';
-import { check } from './check.ts';
 
 const USAGE = `Usage:
   opam-edge [--config FILE]          run (FILE: $OPAM_EDGE_CONFIG, else ./opam-edge.yaml,
                                      else the built-in local demo)
   opam-edge check [--config FILE]    validate the config, certificate/key pairs and upstream
                                      names; exit 0 "ok", or 1 with every problem listed
+  opam-edge status [--config FILE]   the running node's health, certificates (days left, next
+                                     renewal), upstream addresses and workers, from its admin
+                                     listener; exit 0 ok/degraded, 1 failing or no answer
   opam-edge --version | --help
 `;
 
 export type Command =
   | { kind: 'run'; config: string | null }
   | { kind: 'check'; config: string | null }
+  | { kind: 'status'; argv: string[] }
   | { kind: 'version' }
   | { kind: 'help' }
   | { kind: 'usage'; error: string };
@@ -24,6 +27,8 @@ export function parseArgs(argv: readonly string[]): Command {
   let kind: 'run' | 'check' = 'run';
   let config: string | null = null;
   const args = [...argv];
+  // status-command.ts reads its own arguments.
+  if (args[0] === 'status') return { kind: 'status', argv: args.slice(1) };
   if (args[0] === 'check') {
     kind = 'check';
     args.shift();
@@ -65,9 +70,15 @@ export async function main(): Promise<number> {
     case 'usage':
       process.stderr.write(`opam-edge: ${command.error}\n${USAGE}`);
       return 2;
-    case 'check':
+    case 'status':
+      return (await import('./status-command.ts')).statusCommand(command.argv);
+    case 'check': {
+      const { check } = await import('./check.ts');
+      const { defaultConfigPath } = await import('./main.ts');
       return check(command.config ?? defaultConfigPath());
+    }
     case 'run': {
+      const { run, defaultConfigPath } = await import('./main.ts');
       const code = await run(command.config ?? defaultConfigPath());
       // Stopped: whatever keep-alive handle is left must not hold the process open.
       process.exit(code);
