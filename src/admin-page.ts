@@ -7,6 +7,7 @@ import type { StatusDocument } from './status.ts';
 /** Days left under which a certificate is shown as a warning, then as a problem. */
 const WARN_DAYS = 14;
 const BAD_DAYS = 3;
+const STATE_CLASS = { ok: 'ok', degraded: 'warn', failing: 'bad' } as const;
 
 const CSS = `
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222;background:#fafafa}
@@ -16,7 +17,7 @@ th,td{border:1px solid #ddd;padding:.25em .6em;text-align:left;vertical-align:to
 th{background:#f0f0f0;font-weight:600}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .ok{color:#1b5e20}.warn{color:#8d6e00;background:#fff8e1}.bad{color:#b71c1c;background:#ffebee}
 .badge{display:inline-block;padding:.1em .6em;border-radius:.8em;font-weight:600}
-.badge.ok{background:#e8f5e9}.badge.bad{background:#ffebee}
+.badge.ok{background:#e8f5e9}.badge.warn{background:#fff8e1}.badge.bad{background:#ffebee}
 .muted{color:#777}code{font-size:.95em}ul{margin:.3em 0}
 `;
 
@@ -46,7 +47,8 @@ function daysClass(days: number): string {
   return days < BAD_DAYS ? 'n bad' : days < WARN_DAYS ? 'n warn' : 'n';
 }
 
-function duration(seconds: number): string {
+/** Seconds for a person: "2d 3h", "1h 2m", "4m 5s". */
+export function duration(seconds: number): string {
   const d = Math.floor(seconds / 86_400);
   const h = Math.floor((seconds % 86_400) / 3600);
   const m = Math.floor((seconds % 3600) / 60);
@@ -54,10 +56,10 @@ function duration(seconds: number): string {
 }
 
 export function renderStatusPage(doc: StatusDocument): string {
-  const badge = doc.healthy ? '<span class="badge ok">healthy</span>' : '<span class="badge bad">unhealthy</span>';
+  const badge = `<span class="badge ${STATE_CLASS[doc.health]}">${esc(doc.health)}</span>`;
   const parts: string[] = [
     `<h1>opam-edge ${esc(doc.version)} ${badge}</h1>`,
-    doc.problems.length > 0 ? `<ul class="bad">${doc.problems.map((p) => `<li>${esc(p)}</li>`).join('')}</ul>` : '',
+    doc.reasons.length > 0 ? `<ul>${doc.reasons.map((r) => `<li class="${STATE_CLASS[r.state]}">${esc(r.reason)}</li>`).join('')}</ul>` : '',
     `<p>pid ${esc(doc.pid)}, up ${esc(duration(doc.uptime_s))} (since ${esc(doc.started_at)}), workers ${esc(doc.workers.ready)} of ${esc(doc.workers.configured)} ready. Page made at ${esc(doc.now)}.</p>`,
     '<h2>Listeners</h2>',
     table(
@@ -98,6 +100,7 @@ export function renderStatusPage(doc: StatusDocument): string {
       ]),
       'no certificate loaded',
     ),
+    doc.names_without_certificate.length > 0 ? `<p class="bad">No valid certificate for: ${doc.names_without_certificate.map(esc).join(', ')}</p>` : '',
   );
   if (doc.acme !== null) {
     parts.push(
@@ -124,6 +127,6 @@ export function renderStatusPage(doc: StatusDocument): string {
     '<p class="muted">Also: <a href="status">/status</a> (JSON), <a href="metrics">/metrics</a> (Prometheus), <a href="healthz">/healthz</a>.</p>',
   );
   return `<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">` +
-    `<meta http-equiv="refresh" content="30"><title>opam-edge ${doc.healthy ? 'healthy' : 'unhealthy'}</title><style>${CSS}</style></head>` +
+    `<meta http-equiv="refresh" content="30"><title>opam-edge ${esc(doc.health)}</title><style>${CSS}</style></head>` +
     `<body>${parts.join('\n')}</body></html>\n`;
 }

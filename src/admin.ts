@@ -1,8 +1,9 @@
 // The admin listener (config `admin: "127.0.0.1:9145"`): a small table of routes, each a
 // path (exact, or a prefix whose rest is the route's parameter) and a handler per method.
-// Unknown path: 404; known path, other method: 405 with Allow. Bind it to loopback or a
-// private address: it has no authentication, like nginx's stub_status.
-//   GET /healthz      200 "ok", or 503 with the reasons on one line (the HEALTHCHECK's probe)
+// Unknown path: 404; known path, other method: 405 with Allow. Reads are open, like nginx's
+// stub_status (bind it to loopback or a private address); writes pass admin-auth.ts first.
+//   GET /healthz      200 for ok and degraded, 503 for failing, the state and reasons on one
+//                     line (the HEALTHCHECK's probe); ?strict: 503 unless ok
 //   GET /metrics      Prometheus text format
 //   GET /status       the node as one JSON document (status.ts)
 //   GET /             the same, as an HTML page for a person (admin-page.ts)
@@ -13,6 +14,10 @@ import type { EventLog } from './log.ts';
 import { CONTENT_TYPE } from './metrics.ts';
 import type { StatusDocument } from './status.ts';
 import { renderStatusPage } from './admin-page.ts';
+import { refuseWrite } from './admin-auth.ts';
+import type { AdminAccess } from './admin-auth.ts';
+import { healthLine } from './health.ts';
+import type { Health } from './health.ts';
 
 export type AdminHandler = (req: IncomingMessage, res: ServerResponse, param: string) => void | Promise<void>;
 
@@ -34,8 +39,11 @@ export function sendText(res: ServerResponse, status: number, contentType: strin
   res.end(res.req.method === 'HEAD' ? undefined : text);
 }
 
-/** The request handler of the admin servers; `routes` is read per request (swapped on reload). */
-export function createAdminHandler(routes: () => readonly AdminRoute[], log: EventLog) {
+/**
+ * The request handler of the admin servers; `routes` and `access` are read per request
+ * (swapped on reload). Without `access` every write is refused.
+ */
+export function createAdminHandler(routes: () => readonly AdminRoute[], log: EventLog, access: () => AdminAccess = () => ({ token: null, writes: null })) {
   return function handleAdmin(req: IncomingMessage, res: ServerResponse): void {
     const url = req.url ?? '/';
     const query = url.indexOf('?');
@@ -52,6 +60,13 @@ export function createAdminHandler(routes: () => readonly AdminRoute[], log: Eve
     if (!route) return sendJson(res, 404, { error: 'not found' });
     const handler = route.methods[req.method as keyof AdminRoute['methods']];
     if (!handler) return sendJson(res, 405, { error: 'method not allowed' }, { allow: Object.keys(route.methods).join(', ') });
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      const refusal = refuseWrite(req, access());
+      if (refusal) {
+        log.warn('admin_write_refused', { path, status: refusal.status, reason: refusal.error, remote: req.socket.remoteAddress ?? null });
+        return sendJson(res, refusal.status, { error: refusal.error }, refusal.headers);
+      }
+    }
     // Request bodies are not used by any route; reading them lets keep-alive go on.
     req.resume();
     Promise.resolve()
@@ -80,12 +95,15 @@ export function renewRoute(renewNow: (name: string) => { name: string; at: strin
   };
 }
 
-/** GET|HEAD /healthz: 200 "ok", or 503 and why (one line: Docker keeps the first line). */
-export function healthRoute(problems: () => string[]): AdminRoute {
-  const answer: AdminHandler = (_req, res) => {
-    const found = problems();
-    if (found.length === 0) sendText(res, 200, 'text/plain; charset=utf-8', 'ok\n');
-    else sendText(res, 503, 'text/plain; charset=utf-8', `${found.join('; ')}\n`);
+/**
+ * GET|HEAD /healthz: 200 unless failing (503), the state and why on one line (Docker keeps
+ * the first line); `?strict` (or `strict=1`): 503 unless ok.
+ */
+export function healthRoute(health: () => Health): AdminRoute {
+  const answer: AdminHandler = (req, res) => {
+    const found = health();
+    const ok = found.state === 'ok' || (found.state === 'degraded' && !strict(req.url ?? ''));
+    sendText(res, ok ? 200 : 503, 'text/plain; charset=utf-8', healthLine(found));
   };
   return { path: '/healthz', methods: { GET: answer, HEAD: answer } };
 }
@@ -111,4 +129,11 @@ export function statusRoutes(status: () => Promise<StatusDocument>): AdminRoute[
     { path: '/status', methods: { GET: json, HEAD: json } },
     { path: '/', methods: { GET: page, HEAD: page } },
   ];
+}
+
+function strict(url: string): boolean {
+  const query = url.indexOf('?');
+  if (query < 0) return false;
+  const value = new URLSearchParams(url.slice(query + 1)).get('strict');
+  return value !== null && value !== '0' && value !== 'false';
 }

@@ -149,19 +149,9 @@ async function checkDirectories(config: Config, found: Findings): Promise<void> 
   }
 }
 
-async function checkTokenFile(config: Config, found: Findings): Promise<void> {
-  // admin_token_file comes with the admin POST endpoints; read it where the schema has it.
-  const path = (config as { readonly admin_token_file?: string | null }).admin_token_file;
-  if (typeof path !== 'string') return;
-  const file = await readSmallFile(path);
-  if ('error' in file) found.problem(['admin_token_file'], file.error);
-  else if (file.text.trim() === '') found.problem(['admin_token_file'], `${path} is empty`);
-}
-
 /** Every file and directory of `config`, checked now. */
 export async function checkFiles(config: Config, found: Findings, now = Date.now()): Promise<void> {
   await checkCertificateFiles(config, found, now);
   await checkCertbot(config, found, now);
   await checkDirectories(config, found);
-  await checkTokenFile(config, found);
 }

@@ -1,9 +1,8 @@
-// argv -> run | check | --version | --help. Exit codes: 0 ok, 1 bad config or start-up
-// failure, 2 usage.
+// argv -> run | check | status | --version | --help. Exit codes: 0 ok, 1 bad config or
+// start-up failure, 2 usage. Each command imports its modules when it runs, so `status`
+// (status-command.ts) does not load the whole edge.
 
 import { readFileSync } from 'node:fs';
-import { run, defaultConfigPath } from './main.ts';
-import { check } from './check.ts';
 
 const USAGE = `Usage:
   opam-edge [--config FILE]          run (FILE: $OPAM_EDGE_CONFIG, else ./opam-edge.yaml,
@@ -13,12 +12,16 @@ const USAGE = `Usage:
                                      "ok" (warnings listed, e.g. a name that does not resolve
                                      from here), or 1 with every problem listed as
                                      "path (line N): message"; --strict: warnings are problems
+  opam-edge status [--config FILE]   the running node's health, certificates (days left, next
+                                     renewal), upstream addresses and workers, from its admin
+                                     listener; exit 0 ok/degraded, 1 failing or no answer
   opam-edge --version | --help
 `;
 
 export type Command =
   | { kind: 'run'; config: string | null }
   | { kind: 'check'; config: string | null; strict: boolean }
+  | { kind: 'status'; argv: string[] }
   | { kind: 'version' }
   | { kind: 'help' }
   | { kind: 'usage'; error: string };
@@ -28,6 +31,8 @@ export function parseArgs(argv: readonly string[]): Command {
   let config: string | null = null;
   let strict = false;
   const args = [...argv];
+  // status-command.ts reads its own arguments.
+  if (args[0] === 'status') return { kind: 'status', argv: args.slice(1) };
   if (args[0] === 'check') {
     kind = 'check';
     args.shift();
@@ -73,9 +78,15 @@ export async function main(): Promise<number> {
     case 'usage':
       process.stderr.write(`opam-edge: ${command.error}\n${USAGE}`);
       return 2;
-    case 'check':
+    case 'status':
+      return (await import('./status-command.ts')).statusCommand(command.argv);
+    case 'check': {
+      const { check } = await import('./check.ts');
+      const { defaultConfigPath } = await import('./main.ts');
       return check(command.config ?? defaultConfigPath(), { strict: command.strict });
+    }
     case 'run': {
+      const { run, defaultConfigPath } = await import('./main.ts');
       const code = await run(command.config ?? defaultConfigPath());
       // Stopped: whatever keep-alive handle is left must not hold the process open.
       process.exit(code);

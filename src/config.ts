@@ -2,6 +2,7 @@
 // Values come out normalised (durations in ms, sizes in bytes, listen addresses parsed),
 // under the same key names the operator writes, so logs and code speak one language.
 
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { isIP } from 'node:net';
@@ -118,6 +119,8 @@ const acme = z.strictObject({
   key_type: z.enum(['ecdsa-p256', 'rsa-2048']).default('ecdsa-p256'),
   ca_bundle: z.string().min(1).nullable().default(null),
   profile: z.string().min(1).nullable().default(null),
+  /** A node with no certificate yet is degraded, not failing, this long after start (health.ts). */
+  start_grace: duration.refine((ms) => ms >= 0, 'must not be negative').default(600_000),
 });
 
 const schema = z.strictObject({
@@ -132,6 +135,10 @@ const schema = z.strictObject({
     .default(1)
     .transform((w) => (w === 'auto' ? availableParallelism() : w)),
   admin: listen.nullable().default(null),
+  /** A file holding the admin listener's bearer token (a swarm secret); writes need it. */
+  admin_token_file: z.string().min(1).nullable().default(null),
+  /** "open": admin writes without a token (admin-auth.ts); null: they need the token. */
+  admin_writes: z.literal('open', { error: 'must be "open" or null' }).nullable().default(null),
   resolver: z
     .strictObject({
       servers: z
@@ -194,6 +201,8 @@ const schema = z.strictObject({
 export type Config = DeepReadonly<z.output<typeof schema>> & {
   /** Where the config came from: a file path, or "demo". */
   readonly source: string;
+  /** The content of admin_token_file, trimmed; null without one. Never logged or shown. */
+  readonly admin_token: string | null;
 };
 export type Site = Config['sites'][number];
 export type Limits = Config['limits'];
@@ -284,9 +293,10 @@ export function validateConfig(
   checkHostOwnership(raw, errors, lineOf);
   if (!result.success) return { ok: false, errors };
   crossCheck(result.data, errors, lineOf);
+  const adminToken = readAdminToken(result.data.admin_token_file, errors, lineOf);
   if (errors.length > 0) return { ok: false, errors };
   const config = result.data;
-  return { ok: true, config: deepFreeze({ ...config, source }) as Config };
+  return { ok: true, config: deepFreeze({ ...config, source, admin_token: adminToken }) as Config };
 }
 
 /**
@@ -341,6 +351,23 @@ function crossCheck(config: z.output<typeof schema>, errors: string[], lineOf: (
       }
     });
   }
+}
+
+/** Read with the config (at start and on each reload), so a bad file refuses it like a bad key. */
+function readAdminToken(path: string | null, errors: string[], lineOf: (p: readonly PropertyKey[]) => string): string | null {
+  if (path === null) return null;
+  const at = `admin_token_file${lineOf(['admin_token_file'])}`;
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    errors.push(`${at}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+    return null;
+  }
+  const token = text.trim();
+  if (token === '') errors.push(`${at}: ${path} is empty`);
+  else if (/\s/.test(token)) errors.push(`${at}: ${path} holds more than one word (a bearer token has no spaces)`);
+  return token;
 }
 
 /** ["sites", 0, "hosts", 1] -> "sites[0].hosts[1]" */

@@ -26,7 +26,9 @@ import type { AdminRoute } from './admin.ts';
 import { createGateway, siteRoutes } from './http/gateway.ts';
 import type { Gateway, GatewayState, RequestMetrics } from './http/gateway.ts';
 import { EdgeMetrics } from './metrics.ts';
-import { healthProblems, listenerFacts, mergePeers, siteFacts, statusDocument } from './status.ts';
+import { listenerFacts, mergePeers, siteFacts, statusDocument } from './status.ts';
+import { nodeHealth } from './health.ts';
+import type { Health } from './health.ts';
 import type { NodeExtension, NodeFacts, StatusDocument } from './status.ts';
 
 export const DEFAULT_GRACE_MS = 30_000;
@@ -101,6 +103,8 @@ export class Edge {
   readonly metrics: EdgeMetrics | null;
   #state: State;
   #stopped: Promise<void> | null = null;
+  /** When this edge started: ACME's start grace counts from here (health.ts). */
+  readonly #startedAt = Date.now();
 
   private constructor(config: Config, deps: EdgeDeps) {
     this.#log = deps.log;
@@ -159,8 +163,12 @@ export class Edge {
       certificates: () => this.certificates.certificates(),
       sites: () => siteFacts(this.#state.config.sites, this.upstreams.status()).map((site) => ({ name: site.name, addresses: site.addresses.length })),
       acmeNames: () => this.#acme?.renewer.status().map((r) => r.name) ?? [],
+      health: () => this.health(),
     });
-    const handleAdmin = createAdminHandler(() => this.#adminRoutes(), deps.log);
+    const handleAdmin = createAdminHandler(() => this.#adminRoutes(), deps.log, () => ({
+      token: this.#state.config.admin_token,
+      writes: this.#state.config.admin_writes,
+    }));
     this.#admin = new ListenerGroup('admin', deps.log, { reusePort: false }, () => {
       const server = createServer(serverOptions(this.#state.config.limits), handleAdmin);
       server.on('clientError', onClientError);
@@ -232,9 +240,9 @@ export class Edge {
     return routes;
   }
 
-  /** Why this edge (with workers: the node) is not healthy; empty when it is (GET /healthz). */
-  health(): string[] {
-    return healthProblems(this.#facts());
+  /** This edge's (with workers: the node's) health and why (GET /healthz). */
+  health(): Health {
+    return nodeHealth(this.#facts());
   }
 
   /** GET /status: the node as one document. */
@@ -264,6 +272,7 @@ export class Edge {
       certificates: this.certificates.certificates(),
       acme: config.acme ? (this.#acme?.renewer.status() ?? []) : null,
       peers: this.peers.status(),
+      startGraceUntil: config.acme ? this.#startedAt + config.acme.start_grace : null,
     };
     return this.#deps.node ? this.#deps.node.amend(facts) : facts;
   }

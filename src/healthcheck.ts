@@ -10,15 +10,18 @@
 // opam-edge process (read from /proc, so a changed CMD is followed), else the image's
 // default /etc/opam-edge/config.yaml.
 //
-// The file is read leniently (YAML only, no schema): an edited config that the running
+// The file is read leniently (config-peek.ts, no schema): an edited config that the running
 // process refused on SIGHUP must not turn into a failing health check and a restart loop.
+// It answers "healthy" for ok and degraded (/healthz 200): a restart fixes neither.
+// Imports stay small (it runs every 30 s): node's own modules, units.ts and config-peek.ts;
+// the YAML library only for a config the peek cannot read.
 
 import { readFile, readdir, readlink } from 'node:fs/promises';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { resolve } from 'node:path';
-import { parse } from 'yaml';
 import { parseListen } from './units.ts';
+import { peekConfig } from './config-peek.ts';
 
 export const DEFAULT_CONFIG = '/etc/opam-edge/config.yaml';
 const TIMEOUT_MS = 4000;
@@ -107,28 +110,32 @@ export async function configPath(argv: readonly string[], env: NodeJS.ProcessEnv
   return (await runningConfig(procDir)) ?? DEFAULT_CONFIG;
 }
 
-function checkAdmin(probe: Extract<Probe, { kind: 'admin' }>): Promise<Health> {
-  return new Promise((done) => {
-    const req = request(
-      { host: probe.host, port: probe.port, path: '/healthz', method: 'GET', timeout: TIMEOUT_MS, agent: false },
-      (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => {
-          if (body.length < 500) body += chunk;
-        });
-        res.on('end', () => {
-          const said = body.trim().split('\n')[0]!.slice(0, 200);
-          const healthy = res.statusCode === 200;
-          done({ healthy, message: `admin ${probe.address}/healthz answered ${res.statusCode}${said ? `: ${said}` : ''}` });
-        });
-        res.on('error', (err) => done({ healthy: false, message: `admin ${probe.address}/healthz: ${err.message}` }));
-      },
-    );
+/** GET on the admin listener: status and body (up to `limit` characters); rejects on no answer. */
+export function adminGet(probe: Extract<Probe, { kind: 'admin' }>, path: string, limit: number): Promise<{ status: number; body: string }> {
+  return new Promise((done, fail) => {
+    const req = request({ host: probe.host, port: probe.port, path, method: 'GET', timeout: TIMEOUT_MS, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        if (body.length < limit) body += chunk;
+      });
+      res.on('end', () => done({ status: res.statusCode ?? 0, body }));
+      res.on('error', fail);
+    });
     req.on('timeout', () => req.destroy(new Error(`no answer in ${TIMEOUT_MS} ms`)));
-    req.on('error', (err) => done({ healthy: false, message: `admin ${probe.address}/healthz: ${err.message}` }));
+    req.on('error', fail);
     req.end();
   });
+}
+
+async function checkAdmin(probe: Extract<Probe, { kind: 'admin' }>): Promise<Health> {
+  try {
+    const { status, body } = await adminGet(probe, '/healthz', 500);
+    const said = body.trim().split('\n')[0]!.slice(0, 200);
+    return { healthy: status === 200, message: `admin ${probe.address}/healthz answered ${status}${said ? `: ${said}` : ''}` };
+  } catch (err) {
+    return { healthy: false, message: `admin ${probe.address}/healthz: ${(err as Error).message}` };
+  }
 }
 
 function checkTcp(probe: Extract<Probe, { kind: 'tcp' }>): Promise<Health> {
@@ -143,12 +150,18 @@ function checkTcp(probe: Extract<Probe, { kind: 'tcp' }>): Promise<Health> {
   });
 }
 
+/** The config's admin and listen keys, read leniently; throws when the file cannot be read or parsed. */
+export async function readLenient(path: string): Promise<unknown> {
+  const text = await readFile(path, 'utf8');
+  return peekConfig(text) ?? (await import('yaml')).parse(text);
+}
+
 export async function healthcheck(argv: readonly string[], env: NodeJS.ProcessEnv, procDir?: string): Promise<Health> {
   const path = await configPath(argv, env, procDir);
   let raw: unknown = null;
   let note = '';
   try {
-    raw = parse(await readFile(path, 'utf8'));
+    raw = await readLenient(path);
   } catch (err) {
     // Probe the defaults rather than fail: the running process may well be serving them.
     note = ` (config ${path} unreadable: ${(err as Error).message.split('\n')[0]}; probed the defaults)`;

@@ -17,6 +17,8 @@ import type { ErrorCode } from './errors.ts';
 import type { RequestMetrics } from './http/gateway.ts';
 import type { ChallengeSource } from './http/plain.ts';
 import type { CertInfo } from './tls/certificate.ts';
+import { HEALTH_STATES } from './health.ts';
+import type { Health } from './health.ts';
 
 export type MetricJson = MetricObjectWithValues<MetricValue<string>>;
 
@@ -57,6 +59,8 @@ export type StateSources = {
   sites(): readonly { name: string; addresses: number }[];
   /** Names the ACME renewal loop manages (empty when ACME is off). */
   acmeNames(): readonly string[];
+  /** The node's health (health.ts), workers included. */
+  health(): Health;
 };
 
 type Sample = { labels: Record<string, string>; value: number; metricName?: string };
@@ -213,6 +217,17 @@ export class EdgeMetrics {
   }
 
   #registerState(): void {
+    this.registry.registerMetric(
+      family('opam_edge_health', 'The node\'s health: 1 for the current state (ok, degraded, failing), 0 for the others.', 'gauge', 'max', () => {
+        const state = this.#state?.health().state;
+        return HEALTH_STATES.map((s) => ({ labels: { state: s }, value: s === state ? 1 : 0 }));
+      }),
+    );
+    this.registry.registerMetric(
+      family('opam_edge_names_without_certificate', 'Configured or managed names no valid certificate serves.', 'gauge', 'max', () =>
+        this.#state ? [{ labels: {}, value: this.#state.health().namesWithoutCertificate.length }] : [],
+      ),
+    );
     this.registry.registerMetric(
       family('opam_edge_upstream_addresses', "Addresses the site's upstream name resolves to now.", 'gauge', 'max', () =>
         (this.#state?.sites() ?? []).map((s) => ({ labels: { site: s.name }, value: s.addresses })),

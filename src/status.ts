@@ -1,4 +1,4 @@
-// What the admin listener says about the node: GET /healthz (a verdict with its reasons) and
+// What the admin listener says about the node: GET /healthz (a verdict with its reasons, health.ts) and
 // GET /status (one JSON document, also rendered as HTML by admin-page.ts). The edge gathers
 // the facts from its own parts; with workers, the cluster primary amends them with what
 // only it knows (the workers, their listeners, their challenge peers). Both answers are
@@ -11,6 +11,8 @@ import type { CertInfo } from './tls/certificate.ts';
 import type { PeerState } from './acme/peers.ts';
 import type { RenewalStatus } from './acme/renewer.ts';
 import type { MetricJson } from './metrics.ts';
+import { nodeHealth } from './health.ts';
+import type { HealthReason, HealthState } from './health.ts';
 
 export type ListenerFacts = {
   role: 'http' | 'https' | 'admin';
@@ -45,6 +47,8 @@ export type NodeFacts = {
   /** null when ACME is off. */
   acme: RenewalStatus[] | null;
   peers: PeerState[];
+  /** Until when a node without any certificate is degraded, not failing (ACME's start grace); null without ACME. */
+  startGraceUntil: number | null;
 };
 
 /** What a cluster primary adds to its own edge's facts and metrics. */
@@ -91,23 +95,6 @@ export function siteFacts(
   });
 }
 
-/** Why the node is not healthy; empty when it is. */
-export function healthProblems(facts: NodeFacts): string[] {
-  const problems: string[] = [];
-  if (facts.stopping) problems.push('stopping');
-  if (facts.workers !== null) {
-    const ready = facts.workers.list.filter((w) => w.ready).length;
-    if (ready < facts.workers.configured) problems.push(`${ready} of ${facts.workers.configured} workers ready`);
-  }
-  for (const l of facts.listeners) if (l.missing.length > 0) problems.push(`${l.role} listener not bound: ${l.missing.join(', ')}`);
-  const https = facts.listeners.find((l) => l.role === 'https');
-  if (https && https.configured.length > 0 && facts.certificates.length === 0) {
-    const failing = facts.acme?.find((a) => a.last_error !== null);
-    problems.push(`no certificate loaded${failing ? ` (acme ${failing.name}: ${oneLine(failing.last_error!)})` : facts.acme ? ' (acme orders pending)' : ''}`);
-  }
-  return problems;
-}
-
 export type CertificateStatus = {
   names: string[];
   issuer: string;
@@ -129,8 +116,10 @@ export type StatusDocument = {
   started_at: string;
   uptime_s: number;
   now: string;
-  healthy: boolean;
-  problems: string[];
+  /** ok, degraded (serving, a person is needed) or failing (cannot serve): health.ts. */
+  health: HealthState;
+  reasons: HealthReason[];
+  names_without_certificate: string[];
   workers: { configured: number; ready: number; list: WorkerFacts[] };
   listeners: ListenerFacts[];
   sites: { name: string; hosts: string[]; upstream: string; addresses: string[]; resolved_at: string | null; resolve_error: string | null }[];
@@ -140,7 +129,7 @@ export type StatusDocument = {
 };
 
 export function statusDocument(facts: NodeFacts): StatusDocument {
-  const problems = healthProblems(facts);
+  const health = nodeHealth(facts);
   const acmeByName = new Map((facts.acme ?? []).map((a) => [a.name, a]));
   const certificates = [...facts.certificates]
     .sort((a, b) => a.names[0]!.localeCompare(b.names[0]!) || a.notAfter.getTime() - b.notAfter.getTime())
@@ -168,8 +157,9 @@ export function statusDocument(facts: NodeFacts): StatusDocument {
     started_at: new Date(STARTED_AT).toISOString(),
     uptime_s: Math.round((facts.now - STARTED_AT) / 100) / 10,
     now: new Date(facts.now).toISOString(),
-    healthy: problems.length === 0,
-    problems,
+    health: health.state,
+    reasons: health.reasons,
+    names_without_certificate: health.namesWithoutCertificate,
     workers: workers ? { configured: workers.configured, ready: workers.list.filter((w) => w.ready).length, list: workers.list } : { configured: 1, ready: 1, list: [] },
     listeners: facts.listeners,
     sites: facts.sites.map((s) => ({
@@ -202,9 +192,4 @@ export function mergePeers(views: readonly (readonly PeerState[])[]): PeerState[
   }
   // The order of the first view (the config's).
   return [...byPeer.values()];
-}
-
-function oneLine(text: string): string {
-  const line = text.split('\n')[0]!;
-  return line.length > 200 ? `${line.slice(0, 200)}...` : line;
 }

@@ -1,11 +1,12 @@
 // The admin listener and the ACME wiring of the Edge: names ordered at start, stored
-// certificates served before anything is ordered, POST /renew/NAME, reload; the status page.
+// certificates served before anything is ordered, POST /renew/NAME, reload; the status page;
+// who may write (admin_token_file, admin_writes, cross-site markers).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
-import { validateConfig } from '../src/config.ts';
+import { parseConfig, validateConfig } from '../src/config.ts';
 import type { Config } from '../src/config.ts';
 import { Edge } from '../src/edge.ts';
 import { createAdminHandler, renewRoute, sendJson } from '../src/admin.ts';
@@ -33,6 +34,7 @@ test('admin routes: a table of paths and methods; 404 and 405 with Allow', async
       { path: '/boom', methods: { GET: () => { calls.push('boom'); throw new Error('broken route'); } } },
     ],
     memoryLog(),
+    () => ({ token: null, writes: 'open' }),
   );
   const server = createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -93,6 +95,7 @@ test('edge with acme: names ordered at start, POST /renew/NAME renews, restart s
   const raw = {
     listen: { http: [`127.0.0.1:${httpPort}`], https: [] },
     admin: '127.0.0.1:0',
+    admin_writes: 'open',
     access_log: 'off',
     acme: { directory: pebble.directory, ca_bundle: pebble.caBundlePath, storage: join(dir, 'storage'), email: 'ops@example.org' },
     sites: [{ hosts: ['opam.test', 'www.opam.test', '*.wild.test', '127.0.0.1'], upstream: 'http://127.0.0.1:9' }],
@@ -153,8 +156,9 @@ test('the status page (GET /) renders every section and escapes every value', as
     started_at: '2026-11-26T00:00:00.000Z',
     uptime_s: 3725,
     now: '2026-11-26T01:02:05.000Z',
-    healthy: false,
-    problems: [`no certificate loaded (acme opam.test: ${evil})`],
+    health: 'failing',
+    reasons: [{ state: 'failing', reason: `no certificate loaded (acme opam.test: ${evil})` }, { state: 'degraded', reason: 'upstream http://opam_live:80 (www.opam.test) has no address' }],
+    names_without_certificate: [evil],
     workers: { configured: 2, ready: 1, list: [{ id: 1, pid: 100, ready: true, started_at: '2026-11-26T00:00:01.000Z' }, { id: 2, pid: 101, ready: false, started_at: '2026-11-26T01:00:00.000Z' }] },
     listeners: [{ role: 'https', configured: ['[::]:443'], bound: [], missing: ['[::]:443'] }],
     sites: [{ name: 'opam.test', hosts: ['opam.test', evil], upstream: 'http://opam_live:80', addresses: ['10.0.0.5:80'], resolved_at: '2026-11-26T01:02:00.000Z', resolve_error: evil }],
@@ -168,9 +172,11 @@ test('the status page (GET /) renders every section and escapes every value', as
   assert.ok(html.startsWith('<!doctype html>'));
   assert.ok(!html.includes('<script'), 'no markup from the values');
   assert.ok(!/(src|href)="(https?:)?\/\//.test(html), 'no external asset');
-  assert.equal(html.split('&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;&#39;').length - 1, 9, 'each of the nine evil values, escaped');
+  assert.equal(html.split('&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;&#39;').length - 1, 10, 'each of the ten evil values, escaped');
   for (const heading of ['Listeners', 'Workers', 'Sites', 'Certificates', 'ACME', 'Challenge peers']) assert.ok(html.includes(`<h2>${heading}</h2>`), heading);
-  assert.ok(html.includes('unhealthy'));
+  assert.ok(html.includes('<span class="badge bad">failing</span>'));
+  assert.ok(html.includes('<li class="warn">upstream http://opam_live:80 (www.opam.test) has no address</li>'), 'a degraded reason in amber');
+  assert.ok(html.includes('<title>opam-edge failing</title>'));
   assert.ok(html.includes('1h 2m'), 'uptime for a person');
   assert.ok(html.includes('class="n bad">1.9<'), 'a certificate about to expire stands out');
   assert.equal(esc(`a<b>"c"&'d'`), 'a&lt;b&gt;&quot;c&quot;&amp;&#39;d&#39;');
@@ -191,13 +197,13 @@ test('admin listener of a running edge: GET / is the page, /status the JSON, /me
   assert.equal(page.headers['content-type'], 'text/html; charset=utf-8');
   const html = await page.body.text();
   assert.ok(html.includes('<td>opam.test</td>'));
-  assert.ok(html.includes('healthy'));
+  assert.ok(html.includes('<span class="badge ok">ok</span>'));
   const status = await request(`${base}/status`);
   assert.equal(status.headers['content-type'], 'application/json');
   const doc = (await status.body.json()) as StatusDocument;
   assert.equal(doc.version, JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version);
   assert.equal(doc.pid, process.pid);
-  assert.equal(doc.healthy, true);
+  assert.equal(doc.health, 'ok');
   assert.deepEqual(doc.workers, { configured: 1, ready: 1, list: [] });
   assert.deepEqual(doc.listeners.map((l) => [l.role, l.missing]), [['http', []], ['https', []], ['admin', []]]);
   assert.deepEqual(doc.sites, [{ name: 'opam.test', hosts: ['opam.test'], upstream: 'http://127.0.0.1:9', addresses: ['127.0.0.1:9'], resolved_at: null, resolve_error: null }]);
@@ -208,4 +214,110 @@ test('admin listener of a running edge: GET / is the page, /status the JSON, /me
   const unknown = await request(`${base}/metrics/x`);
   await unknown.body.text();
   assert.equal(unknown.statusCode, 404);
+});
+
+test('admin writes: refused without admin_token_file (403, says how), allowed with admin_writes: open; reads stay open', async (t) => {
+  const dir = tempDir();
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const raw = {
+    listen: { http: ['127.0.0.1:0'], https: [] },
+    admin: '127.0.0.1:0',
+    access_log: 'off',
+    acme: { directory: 'https://127.0.0.1:1/dir', storage: join(dir, 'storage') },
+    sites: [{ hosts: ['opam.test'], upstream: 'http://127.0.0.1:9' }],
+  };
+  const log = memoryLog();
+  const edge = await Edge.start(config(raw), { log });
+  t.after(() => edge.stop(0));
+  const base = `http://127.0.0.1:${edge.ports.admin[0]}`;
+  // Regression: any process (or web page) that reached the admin listener could start an order.
+  const closed = await request(`${base}/renew/opam.test`, { method: 'POST' });
+  assert.equal(closed.statusCode, 403);
+  assert.match(((await closed.body.json()) as { error: string }).error, /set admin_token_file .* or set admin_writes: open/);
+  assert.ok(log.named('admin_write_refused').some((e) => e.status === 403));
+  const read = await request(`${base}/status`);
+  await read.body.text();
+  assert.equal(read.statusCode, 200, 'GET needs no token');
+
+  await edge.reload(config({ ...raw, admin_writes: 'open' }));
+  const open = await request(`${base}/renew/opam.test`, { method: 'POST' });
+  assert.equal(open.statusCode, 202);
+  assert.equal(((await open.body.json()) as { name: string }).name, 'opam.test');
+  // Open to local tools, still not to a browser on another site.
+  const browser = await request(`${base}/renew/opam.test`, { method: 'POST', headers: { 'sec-fetch-site': 'cross-site' } });
+  await browser.body.text();
+  assert.equal(browser.statusCode, 403);
+});
+
+test('admin writes with admin_token_file: 401 without or with a wrong bearer token, 202 with it; cross-site markers refused even with it; read again on reload', async (t) => {
+  const dir = tempDir();
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const tokenFile = join(dir, 'admin-token');
+  writeFileSync(tokenFile, '  s3cret-token\n');
+  const raw = {
+    listen: { http: ['127.0.0.1:0'], https: [] },
+    admin: '127.0.0.1:0',
+    admin_token_file: tokenFile,
+    access_log: 'off',
+    acme: { directory: 'https://127.0.0.1:1/dir', storage: join(dir, 'storage') },
+    sites: [{ hosts: ['opam.test'], upstream: 'http://127.0.0.1:9' }],
+  };
+  const edge = await Edge.start(config(raw), { log: memoryLog() });
+  t.after(() => edge.stop(0));
+  const port = edge.ports.admin[0]!;
+  const renew = async (headers: Record<string, string>) => {
+    const res = await request(`http://127.0.0.1:${port}/renew/opam.test`, { method: 'POST', headers });
+    return { status: res.statusCode, headers: res.headers, body: (await res.body.json()) as { error?: string; name?: string } };
+  };
+  const none = await renew({});
+  assert.equal(none.status, 401);
+  assert.equal(none.headers['www-authenticate'], 'Bearer realm="opam-edge admin"');
+  const wrong = await renew({ authorization: 'Bearer s3cret-tokem' });
+  assert.equal(wrong.status, 401);
+  assert.equal(wrong.headers['www-authenticate'], 'Bearer realm="opam-edge admin", error="invalid_token"');
+  assert.equal((await renew({ authorization: 'Bearer s3cret-token-longer' })).status, 401);
+  assert.equal((await renew({ authorization: 'Basic czNjcmV0LXRva2Vu' })).status, 401);
+  const right = { authorization: 'Bearer s3cret-token' };
+  const ok = await renew(right);
+  assert.equal(ok.status, 202);
+  assert.equal(ok.body.name, 'opam.test');
+  // The admin's own origin, or a request a person typed (Sec-Fetch-Site: none), pass.
+  assert.equal((await renew({ ...right, origin: `http://127.0.0.1:${port}` })).status, 202);
+  assert.equal((await renew({ ...right, 'sec-fetch-site': 'same-origin' })).status, 202);
+  assert.equal((await renew({ ...right, 'sec-fetch-site': 'none' })).status, 202);
+  // Browser cross-site markers: refused even with the right token.
+  for (const headers of [{ origin: 'https://evil.example' }, { origin: 'null' }, { origin: `http://localhost:${port}` }, { 'sec-fetch-site': 'cross-site' }, { 'sec-fetch-site': 'same-site' }] as Record<string, string>[]) {
+    const refused = await renew({ ...right, ...headers });
+    assert.equal(refused.status, 403, JSON.stringify(headers));
+    assert.match(refused.body.error ?? '', /^cross-site request refused/);
+  }
+
+  // The token is read again on reload (a rotated swarm secret).
+  writeFileSync(tokenFile, 'rotated\n');
+  await edge.reload(config(raw));
+  assert.equal((await renew(right)).status, 401);
+  assert.equal((await renew({ authorization: 'bearer rotated' })).status, 202);
+});
+
+test('admin_token_file: an empty or unreadable file is a config error with its key path', async (t) => {
+  const dir = tempDir();
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const empty = join(dir, 'empty');
+  writeFileSync(empty, ' \n');
+  const base = { admin: '127.0.0.1:0', sites: [{ hosts: ['opam.test'], upstream: 'http://127.0.0.1:9' }] };
+  const errors = (raw: Record<string, unknown>) => {
+    const result = validateConfig(raw, 'admin-test');
+    return result.ok ? [] : result.errors;
+  };
+  assert.deepEqual(errors({ ...base, admin_token_file: empty }), [`admin_token_file: ${empty} is empty`]);
+  assert.deepEqual(errors({ ...base, admin_token_file: join(dir, 'missing') }), [`admin_token_file: cannot read ${join(dir, 'missing')} (ENOENT)`]);
+  assert.deepEqual(errors({ ...base, admin_writes: 'yes' }), ['admin_writes: must be "open" or null']);
+  // With its line in a file.
+  const parsed = parseConfig(`admin: "127.0.0.1:0"\nadmin_token_file: ${empty}\nsites: [{hosts: [opam.test], upstream: "http://127.0.0.1:9"}]\n`, 'x.yaml');
+  assert.deepEqual(parsed.ok ? [] : parsed.errors, [`admin_token_file (line 2): ${empty} is empty`]);
+  const good = join(dir, 'good');
+  writeFileSync(good, 'tok\n');
+  const ok = validateConfig({ ...base, admin_token_file: good }, 'admin-test');
+  assert.ok(ok.ok);
+  assert.equal(ok.config.admin_token, 'tok');
 });

@@ -127,19 +127,6 @@ test('acme.storage and challenges.webroot: a file is a problem; a missing webroo
   assert.deepEqual(await checkConfig(parse(`acme:\n  storage: "${join(d, 'new')}"\n${SITE}`), { resolve: false }), { problems: [], warnings: [] });
 });
 
-test('admin_token_file, where the config has it: missing or empty is a problem', async (t) => {
-  const d = dir(t);
-  const base = parse(SITE);
-  const empty = join(d, 'token');
-  writeFileSync(empty, '\n');
-  const missing = join(d, 'nope');
-  const withToken = (path: string) => ({ ...base, admin_token_file: path }) as Config;
-  assert.deepEqual((await checkConfig(withToken(missing), { resolve: false })).problems, [
-    { path: 'admin_token_file', message: `cannot read ${missing}: no such file` },
-  ]);
-  assert.deepEqual((await checkConfig(withToken(empty), { resolve: false })).problems, [{ path: 'admin_token_file', message: `${empty} is empty` }]);
-});
-
 test('upstream names: one that does not resolve (NXDOMAIN) is a warning, only when asked to resolve', async (t) => {
   if (!requireTool(t, CHALLTESTSRV, 'pebble')) return;
   const dns = await startDnsServer();

@@ -5,8 +5,10 @@ import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from '../src/cli.ts';
-import { CLI, tempDir } from './helpers/edge-process.ts';
+import { CLI, startEdgeProcess, tempDir } from './helpers/edge-process.ts';
 import { CHALLTESTSRV, requireTool, startDnsServer } from './helpers/dns-server.ts';
+import { makeCert } from './helpers/certs.ts';
+import { freePort } from './helpers/pebble.ts';
 
 type Run = { code: number | null; stdout: string; stderr: string };
 
@@ -43,6 +45,7 @@ test('argument parsing', () => {
   assert.deepEqual(parseArgs(['check']), { kind: 'check', config: null, strict: false });
   assert.deepEqual(parseArgs(['check', '--strict', '-c', 'a.yaml']), { kind: 'check', config: 'a.yaml', strict: true });
   assert.equal(parseArgs(['--strict']).kind, 'usage');
+  assert.deepEqual(parseArgs(['status', '--config', 'a.yaml']), { kind: 'status', argv: ['--config', 'a.yaml'] });
   assert.deepEqual(parseArgs(['--version']), { kind: 'version' });
   assert.deepEqual(parseArgs(['--help']), { kind: 'help' });
   assert.equal(parseArgs(['--config']).kind, 'usage');
@@ -187,4 +190,71 @@ test('run exits 1 when a listener cannot be bound', async (t) => {
   const result = await runCli(['--config', join(dir, 'busy.yaml')]);
   assert.equal(result.code, 1);
   assert.match(result.stderr, new RegExp(`start-up failed: .*http 127\\.0\\.0\\.1:${port}: EADDRINUSE`));
+});
+
+test('status: the table from a running edge, exit 0 when degraded; exit 1 when failing; exit 1 with one line on stderr when nothing answers', { timeout: 60_000 }, async (t) => {
+  const dir = tempDir();
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const cert = await makeCert({ names: ['opam.test'], dir });
+  const admin = await freePort();
+  const edge = await startEdgeProcess({
+    listen: { http: [], https: ['127.0.0.1:0'] },
+    admin: `127.0.0.1:${admin}`,
+    access_log: 'off',
+    tls: { certificates: [{ cert: cert.certPath, key: cert.keyPath }] },
+    sites: [{ hosts: ['opam.test', 'www.opam.test'], upstream: 'http://127.0.0.1:9' }],
+  }, { dir }); // ours, so that the config outlives the process
+  t.after(() => edge.stop());
+  await edge.waitForEvent((e) => e.event === 'started');
+  const degraded = await runCli(['status', '--config', edge.configPath]);
+  assert.equal(degraded.code, 0, degraded.stderr);
+  assert.equal(degraded.stderr, '');
+  const lines = degraded.stdout.split('\n');
+  assert.equal(lines[0], `opam-edge ${pkg.version} at 127.0.0.1:${admin}: degraded`);
+  assert.equal(lines[1], '  degraded  no valid certificate for www.opam.test (not managed by ACME)');
+  assert.match(lines[2]!, /^pid \d+, up \d+m \d+s, workers 1 of 1 ready$/);
+  assert.match(degraded.stdout, /\ncertificate +days left +next renewal +source +key\nopam\.test +(29\.9|30\.0) +- +file +ecdsa\n/);
+  assert.match(degraded.stdout, /\nno valid certificate: www\.opam\.test\n/);
+  assert.match(degraded.stdout, /\nsite +upstream +addresses\nopam\.test +http:\/\/127\.0\.0\.1:9 +127\.0\.0\.1:9\n/);
+  // The config path can also come from $OPAM_EDGE_CONFIG.
+  assert.equal((await runCli(['status'], { OPAM_EDGE_CONFIG: edge.configPath })).code, 0);
+
+  // Failing (https and no certificate at all): the table, and exit 1.
+  const failingAdmin = await freePort();
+  const failing = await startEdgeProcess({
+    listen: { http: [], https: ['127.0.0.1:0'] },
+    admin: `127.0.0.1:${failingAdmin}`,
+    access_log: 'off',
+    sites: [{ hosts: ['opam.test'], upstream: 'http://127.0.0.1:9' }],
+  });
+  t.after(() => failing.stop());
+  await failing.waitForEvent((e) => e.event === 'started');
+  const sick = await runCli(['status', '--config', failing.configPath]);
+  assert.equal(sick.code, 1);
+  assert.match(sick.stdout, /: failing\n {2}failing {3}no certificate loaded \(no tls\.certificates, tls\.certbot or acme\)\n/);
+  assert.match(sick.stdout, /\nno certificate loaded\n/);
+
+  // Nothing answers: one line on stderr.
+  await edge.stop();
+  const gone = await runCli(['status', '--config', edge.configPath]);
+  assert.equal(gone.code, 1);
+  assert.equal(gone.stdout, '');
+  assert.match(gone.stderr, new RegExp(`^opam-edge status: admin 127\\.0\\.0\\.1:${admin}/status: connect ECONNREFUSED [^\\n]*\\n$`));
+});
+
+test('status: usage errors exit 2; a config without admin, or no config, exits 1', async (t) => {
+  for (const args of [['status', '--bogus'], ['status', '--config'], ['status', 'extra']]) {
+    const result = await runCli(args);
+    assert.equal(result.code, 2, args.join(' '));
+    assert.match(result.stderr, /^opam-edge status: .*\nUsage: opam-edge status \[--config FILE\]\n$/);
+  }
+  const dir = tempDir();
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'no-admin.yaml'), good);
+  const noAdmin = await runCli(['status', '--config', join(dir, 'no-admin.yaml')]);
+  assert.equal(noAdmin.code, 1);
+  assert.match(noAdmin.stderr, /^opam-edge status: .*no-admin\.yaml sets no admin address/);
+  const missing = await runCli(['status', '--config', join(dir, 'nope.yaml')]);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /^opam-edge status: cannot read .*nope\.yaml: ENOENT/);
 });

@@ -1,7 +1,9 @@
-// GET /healthz and GET /status on the admin listener: 503 until a certificate exists (and the
-// container's HEALTHCHECK probe says so), a certificate swap and a DNS change seen in
-// /status and in the gauges, and what the last forward to each challenge peer did.
+// GET /healthz and GET /status on the admin listener: each health state with its reason
+// (ok, degraded, failing; ACME's start grace; ?strict; the health gauges; the container's
+// HEALTHCHECK probe), a certificate swap and a DNS change seen in /status and in the gauges,
+// and what the last forward to each challenge peer did.
 import { test } from 'node:test';
+import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -36,7 +38,7 @@ async function status(port: number): Promise<StatusDocument> {
   return JSON.parse(res.body) as StatusDocument;
 }
 
-async function until<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 8000): Promise<T> {
+async function untilValue<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 8000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
@@ -46,13 +48,83 @@ async function until<T>(what: string, probe: () => Promise<T | null | undefined 
   }
 }
 
-test('/healthz: 503 with the reason while no certificate exists (ACME unreachable), 200 once one is loaded; the HEALTHCHECK probe follows', async (t) => {
+/** The health gauge's state (the one at 1) and the count of names without a certificate. */
+async function gauges(admin: number): Promise<{ state: string | undefined; without: number | undefined }> {
+  const { samples } = await scrape(admin);
+  const state = ['ok', 'degraded', 'failing'].find((s) => valueOf(samples, 'opam_edge_health', { state: s }) === 1);
+  return { state, without: valueOf(samples, 'opam_edge_names_without_certificate') };
+}
+
+/** An edge serving one certificate file on https, with `hosts` as its one site: its admin port. */
+async function edgeWithCert(t: TestContext, hosts: string[], cert: { names: string[]; notAfter?: Date }): Promise<number> {
+  const dir = tempDir();
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const made = await makeCert({ dir, ...cert });
+  const edge = await Edge.start(
+    config({
+      listen: { http: [], https: ['127.0.0.1:0'] },
+      admin: '127.0.0.1:0',
+      tls: { certificates: [{ cert: made.certPath, key: made.keyPath }] },
+      sites: [{ hosts, upstream: 'http://127.0.0.1:9' }],
+    }),
+    { log: memoryLog() },
+  );
+  t.after(() => edge.stop(0));
+  return edge.ports.admin[0]!;
+}
+
+test('health ok: every name has a certificate, every upstream an address; ?strict agrees', async (t) => {
+  const admin = await edgeWithCert(t, ['opam.test', '127.0.0.1'], { names: ['opam.test'] });
+  const health = await get(admin, '/healthz');
+  assert.equal(health.status, 200);
+  assert.equal(health.body, 'ok\n');
+  assert.equal((await get(admin, '/healthz?strict')).status, 200);
+  const doc = await status(admin);
+  assert.equal(doc.health, 'ok');
+  assert.deepEqual(doc.reasons, []);
+  assert.deepEqual(doc.names_without_certificate, []);
+  assert.deepEqual(await gauges(admin), { state: 'ok', without: 0 });
+});
+
+test('health degraded: a configured name without a certificate (regression: only missing from the table, /healthz said ok)', async (t) => {
+  const admin = await edgeWithCert(t, ['opam.test', 'www.opam.test'], { names: ['opam.test'] });
+  const health = await get(admin, '/healthz');
+  assert.equal(health.status, 200, 'degraded still serves: no restart');
+  assert.equal(health.body, 'degraded: no valid certificate for www.opam.test (not managed by ACME)\n');
+  assert.equal(health.headers['cache-control'], 'no-store');
+  const strict = await get(admin, '/healthz?strict');
+  assert.equal(strict.status, 503);
+  assert.equal(strict.body, health.body);
+  assert.equal((await get(admin, '/healthz?strict=0')).status, 200);
+  const head = await get(admin, '/healthz?strict', 'HEAD');
+  assert.equal(head.status, 503);
+  assert.equal(head.body, '');
+  const doc = await status(admin);
+  assert.equal(doc.health, 'degraded');
+  assert.deepEqual(doc.reasons, [{ state: 'degraded', reason: 'no valid certificate for www.opam.test (not managed by ACME)' }]);
+  assert.deepEqual(doc.names_without_certificate, ['www.opam.test']);
+  assert.deepEqual(await gauges(admin), { state: 'degraded', without: 1 });
+  const page = await get(admin, '/');
+  assert.match(page.body, /<span class="badge warn">degraded<\/span>/);
+  assert.match(page.body, /No valid certificate for: www\.opam\.test/);
+});
+
+test('health degraded: a certificate with under 7 days left', async (t) => {
+  const admin = await edgeWithCert(t, ['opam.test'], { names: ['opam.test'], notAfter: new Date(Date.now() + 3 * 86_400_000) });
+  const health = await get(admin, '/healthz');
+  assert.equal(health.status, 200);
+  assert.match(health.body, /^degraded: certificate for opam\.test \(ecdsa\) expires in 3\.0 days \(/);
+  assert.equal((await get(admin, '/healthz?strict')).status, 503);
+  assert.deepEqual(await gauges(admin), { state: 'degraded', without: 0 });
+});
+
+test('health with ACME on a fresh host: degraded (200) while the first order runs within acme.start_grace, failing (503) after; a failing renewal stays degraded', async (t) => {
   const dir = tempDir();
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const raw = {
     listen: { http: ['127.0.0.1:0'], https: ['127.0.0.1:0'] },
     admin: '127.0.0.1:0',
-    acme: { directory: 'https://127.0.0.1:1/dir', storage: join(dir, 'storage') },
+    acme: { directory: 'https://127.0.0.1:1/dir', storage: join(dir, 'storage'), start_grace: '3s' },
     sites: [{ hosts: ['opam.test'], upstream: 'http://127.0.0.1:9' }],
   };
   const log = memoryLog();
@@ -60,54 +132,68 @@ test('/healthz: 503 with the reason while no certificate exists (ACME unreachabl
   t.after(() => edge.stop(0));
   const admin = edge.ports.admin[0]!;
   const early = await get(admin, '/healthz');
-  assert.equal(early.status, 503);
-  assert.match(early.body, /^no certificate loaded/);
-  assert.equal(early.headers['cache-control'], 'no-store');
+  assert.equal(early.status, 200, 'swarm must not kill a host whose first order is running');
+  assert.match(early.body, /^degraded: no certificate loaded yet \(first ACME orders in progress; failing from .+, acme\.start_grace\)/);
+  assert.equal((await status(admin)).health, 'degraded');
 
-  await log.waitFor((e) => e.event === 'acme_order_failed' && e.name === 'opam.test');
-  const failing = await get(admin, '/healthz');
-  assert.equal(failing.status, 503);
-  assert.match(failing.body, /^no certificate loaded \(acme opam\.test: .+\)\n$/);
-  const head = await get(admin, '/healthz', 'HEAD');
-  assert.equal(head.status, 503);
-  assert.equal(head.body, '');
-  const { samples } = await scrape(admin);
-  assert.equal(valueOf(samples, 'opam_edge_acme_renewals_total', { name: 'opam.test', result: 'failure' }), 1);
-  assert.equal(valueOf(samples, 'opam_edge_acme_renewals_total', { name: 'opam.test', result: 'success' }), 0);
-  const doc = await status(admin);
-  assert.equal(doc.healthy, false);
-  assert.equal(doc.acme?.[0]?.name, 'opam.test');
-  assert.equal(doc.acme?.[0]?.failures, 1);
-  assert.ok(doc.acme?.[0]?.last_error);
-
-  // The container's HEALTHCHECK reads the admin address from the config file.
+  // The HEALTHCHECK's probe reads the admin address from the config file: healthy while degraded.
   const probeConfig = join(dir, 'probe.yaml');
   writeFileSync(probeConfig, `admin: "127.0.0.1:${admin}"\n`);
+  const probed = await healthcheck(['--config', probeConfig], {});
+  assert.equal(probed.healthy, true);
+  assert.match(probed.message, /answered 200: degraded: no certificate loaded yet/);
+
+  await log.waitFor((e) => e.event === 'acme_order_failed' && e.name === 'opam.test');
+  const late = await untilValue('the start grace to end', async () => {
+    const res = await get(admin, '/healthz');
+    return res.status === 503 ? res : null;
+  });
+  assert.match(late.body, /^failing: no certificate loaded \(first ACME orders in progress\); ACME renewal of opam\.test failing \(1 attempts, next .+\): .+\n$/);
+  const doc = await status(admin);
+  assert.equal(doc.health, 'failing');
+  assert.deepEqual(doc.reasons.map((r) => r.state), ['failing', 'degraded']);
+  assert.deepEqual(doc.names_without_certificate, ['opam.test']);
+  assert.equal(doc.acme?.[0]?.failures, 1);
+  assert.deepEqual(await gauges(admin), { state: 'failing', without: 1 });
+  const { samples } = await scrape(admin);
+  assert.equal(valueOf(samples, 'opam_edge_acme_renewals_total', { name: 'opam.test', result: 'failure' }), 1);
   const sick = await healthcheck(['--config', probeConfig], {});
   assert.equal(sick.healthy, false);
-  assert.match(sick.message, /answered 503: no certificate loaded/);
+  assert.match(sick.message, /answered 503: failing: no certificate loaded/);
 
-  // A certificate arrives (here from a file, on reload): healthy.
+  // A certificate arrives (here from a file, on reload): serving again, but the ACME
+  // renewal still fails: degraded, and the certificate shows its next attempt.
   const cert = await makeCert({ names: ['opam.test'], dir });
   await edge.reload(config({ ...raw, tls: { certificates: [{ cert: cert.certPath, key: cert.keyPath }] } }));
-  const healthy = await get(admin, '/healthz');
-  assert.equal(healthy.status, 200);
-  assert.equal(healthy.body, 'ok\n');
-  assert.deepEqual(await healthcheck(['--config', probeConfig], {}), { healthy: true, message: `admin 127.0.0.1:${admin}/healthz answered 200: ok` });
+  const served = await get(admin, '/healthz');
+  assert.equal(served.status, 200);
+  assert.match(served.body, /^degraded: ACME renewal of opam\.test failing/);
   const after = await status(admin);
-  assert.equal(after.healthy, true);
-  assert.equal(after.certificates.length, 1);
-  const served = after.certificates[0]!;
-  assert.equal(served.source, 'file');
-  assert.equal(served.serial, cert.serial);
-  // ACME manages the name: its next attempt (the back-off's retry) and last error show.
-  assert.ok(served.next_renewal && Date.parse(served.next_renewal) > Date.now());
-  assert.ok(served.last_error);
+  assert.deepEqual(after.names_without_certificate, []);
+  assert.equal(after.certificates[0]!.serial, cert.serial);
+  assert.ok(after.certificates[0]!.next_renewal && Date.parse(after.certificates[0]!.next_renewal) > Date.now());
+  assert.ok(after.certificates[0]!.last_error);
 
-  // Stopping: unhealthy at once, so a balancer stops sending.
+  // Stopping: failing at once, so a balancer stops sending.
   const stopping = edge.stop(2000);
-  assert.deepEqual(edge.health(), ['stopping']);
+  assert.equal(edge.health().state, 'failing');
+  assert.deepEqual(edge.health().reasons[0], { state: 'failing', reason: 'stopping' });
   await stopping;
+});
+
+test('health failing: https configured and no certificate at all, without ACME (no grace)', async (t) => {
+  const edge = await Edge.start(
+    config({
+      listen: { http: [], https: ['127.0.0.1:0'] },
+      admin: '127.0.0.1:0',
+      sites: [{ hosts: ['opam.test'], upstream: 'http://127.0.0.1:9' }],
+    }),
+    { log: memoryLog() },
+  );
+  t.after(() => edge.stop(0));
+  const health = await get(edge.ports.admin[0]!, '/healthz');
+  assert.equal(health.status, 503);
+  assert.equal(health.body, 'failing: no certificate loaded (no tls.certificates, tls.certbot or acme)\n');
 });
 
 test('/status and the gauges follow a certificate swap', async (t) => {
@@ -147,7 +233,7 @@ test('/status and the gauges follow a certificate swap', async (t) => {
   // The files change in place (as certbot's renew does): the watcher swaps it in.
   copyFileSync(b.keyPath, keyPath);
   copyFileSync(b.certPath, certPath);
-  const swapped = await until('the new certificate in /status', async () => {
+  const swapped = await untilValue('the new certificate in /status', async () => {
     const doc = await status(admin);
     return doc.certificates[0]?.serial === b.serial ? doc : null;
   });
@@ -193,12 +279,20 @@ test('/status and the gauges follow a DNS change; a name without records answers
   const empty = before.sites.find((s) => s.name === 'empty.test')!;
   assert.deepEqual(empty.addresses, []);
   assert.match(empty.resolve_error ?? '', /no A or AAAA records/);
+  // Regression: an upstream without an address left /healthz at "ok".
+  const health = await get(admin, '/healthz');
+  assert.equal(health.status, 200);
+  assert.match(health.body, /^degraded: upstream http:\/\/nothing\.test:8080 \(empty\.test\) has no address: .*no A or AAAA records/);
+  assert.equal((await get(admin, '/healthz?strict')).status, 503);
+  assert.equal(before.health, 'degraded');
+  assert.deepEqual(before.reasons.map((r) => r.state), ['degraded']);
+  assert.deepEqual(await gauges(admin), { state: 'degraded', without: 0 });
   let { samples } = await scrape(admin);
   assert.equal(valueOf(samples, 'opam_edge_upstream_addresses', { site: 'opam.test' }), 1);
   assert.equal(valueOf(samples, 'opam_edge_upstream_addresses', { site: 'empty.test' }), 0);
 
   await dns.setA('origin.test', ['127.0.0.2', '127.0.0.3']);
-  const after = await until('the new addresses in /status', async () => {
+  const after = await untilValue('the new addresses in /status', async () => {
     const doc = await status(admin);
     const s = doc.sites.find((x) => x.name === 'opam.test')!;
     return s.addresses.length === 2 ? s : null;
@@ -254,5 +348,5 @@ test('/status tells, per challenge peer, whether the last forward reached it', a
   assert.equal(doc.peers[1]!.reached, false);
   assert.equal(doc.peers[1]!.last_error, 'ECONNREFUSED');
   // http only, no https listener: no certificate is needed to be healthy.
-  assert.equal(doc.healthy, true);
+  assert.equal(doc.health, 'ok');
 });
