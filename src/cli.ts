@@ -1,8 +1,8 @@
 // argv -> run | check | status | --version | --help. Exit codes: 0 ok, 1 bad config or
 // start-up failure, 2 usage. Each command imports its modules when it runs, so `status`
-// (status-command.ts) does not load the whole edge.
+// (admin/status-command.ts) does not load the whole edge.
 
-import { readFileSync } from 'node:fs';
+import { VERSION } from './version.ts';
 
 const USAGE = `Usage:
   opam-edge [--config FILE]          run (FILE: $OPAM_EDGE_CONFIG, else ./opam-edge.yaml,
@@ -62,8 +62,7 @@ export function parseArgs(argv: readonly string[]): Command {
 }
 
 export function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
+  return VERSION;
 }
 
 export async function main(): Promise<number> {
@@ -79,7 +78,7 @@ export async function main(): Promise<number> {
       process.stderr.write(`opam-edge: ${command.error}\n${USAGE}`);
       return 2;
     case 'status':
-      return (await import('./status-command.ts')).statusCommand(command.argv);
+      return (await import('./admin/status-command.ts')).statusCommand(command.argv);
     case 'check': {
       const { check } = await import('./check.ts');
       const { defaultConfigPath } = await import('./main.ts');

@@ -8,7 +8,7 @@
 //                      reopen, stop {grace}, report {id, metrics?}
 //   worker -> primary  hello, ready {addresses}, failed {error}, reloaded {error?},
 //                      report {id, metrics JSON, challenge peers}
-// The admin listener is the primary's; cluster-admin.ts adds the workers to its answers
+// The admin listener is the primary's; admin/cluster-admin.ts adds the workers to its answers
 // (report). Only these messages travel (prom-client's own cluster IPC is not used); both
 // sides ignore a message whose `t` they do not know.
 // Workers bind their own sockets with SO_REUSEPORT (the kernel spreads connections; no
@@ -23,9 +23,9 @@ import type { EventLog } from './log.ts';
 import { Edge } from './edge.ts';
 import type { ChallengeChange } from './acme/challenges.ts';
 import type { CertSourceUpdate } from './tls/certificate.ts';
-import { EdgeMetrics } from './metrics.ts';
-import { ClusterAdmin, workerReport } from './cluster-admin.ts';
-import type { Report, ReportRequest, WorkerState } from './cluster-admin.ts';
+import { EdgeMetrics } from './admin/metrics.ts';
+import { ClusterAdmin, workerReport } from './admin/cluster-admin.ts';
+import type { Report, ReportRequest, WorkerState } from './admin/cluster-admin.ts';
 
 type ToWorker =
   | { t: 'init'; text: string; source: string; ticketKeys: string; tokens: ChallengeChange[]; certs: CertSourceUpdate[] }

@@ -119,7 +119,7 @@ const acme = z.strictObject({
   key_type: z.enum(['ecdsa-p256', 'rsa-2048']).default('ecdsa-p256'),
   ca_bundle: z.string().min(1).nullable().default(null),
   profile: z.string().min(1).nullable().default(null),
-  /** A node with no certificate yet is degraded, not failing, this long after start (health.ts). */
+  /** A node with no certificate yet is degraded, not failing, this long after start (admin/health.ts). */
   start_grace: duration.refine((ms) => ms >= 0, 'must not be negative').default(600_000),
 });
 
@@ -137,7 +137,7 @@ const schema = z.strictObject({
   admin: listen.nullable().default(null),
   /** A file holding the admin listener's bearer token (a swarm secret); writes need it. */
   admin_token_file: z.string().min(1).nullable().default(null),
-  /** "open": admin writes without a token (admin-auth.ts); null: they need the token. */
+  /** "open": admin writes without a token (admin/admin-auth.ts); null: they need the token. */
   admin_writes: z.literal('open', { error: 'must be "open" or null' }).nullable().default(null),
   resolver: z
     .strictObject({

@@ -21,15 +21,15 @@ import { EdgeError } from './errors.ts';
 import { Upstreams } from './upstream/upstreams.ts';
 import { AcmeManager } from './acme/manager.ts';
 import type { AcmeDeps } from './acme/manager.ts';
-import { createAdminHandler, healthRoute, metricsRoute, renewRoute, statusRoutes } from './admin.ts';
-import type { AdminRoute } from './admin.ts';
+import { createAdminHandler, healthRoute, metricsRoute, renewRoute, statusRoutes } from './admin/admin.ts';
+import type { AdminRoute } from './admin/admin.ts';
 import { createGateway, siteRoutes } from './http/gateway.ts';
 import type { Gateway, GatewayState, RequestMetrics } from './http/gateway.ts';
-import { EdgeMetrics } from './metrics.ts';
-import { listenerFacts, mergePeers, siteFacts, statusDocument } from './status.ts';
-import { nodeHealth } from './health.ts';
-import type { Health } from './health.ts';
-import type { NodeExtension, NodeFacts, StatusDocument } from './status.ts';
+import { EdgeMetrics } from './admin/metrics.ts';
+import { listenerFacts, mergePeers, siteFacts, statusDocument } from './admin/status.ts';
+import { nodeHealth } from './admin/health.ts';
+import type { Health } from './admin/health.ts';
+import type { NodeExtension, NodeFacts, StatusDocument } from './admin/status.ts';
 
 export const DEFAULT_GRACE_MS = 30_000;
 
@@ -103,7 +103,7 @@ export class Edge {
   readonly metrics: EdgeMetrics | null;
   #state: State;
   #stopped: Promise<void> | null = null;
-  /** When this edge started: ACME's start grace counts from here (health.ts). */
+  /** When this edge started: ACME's start grace counts from here (admin/health.ts). */
   readonly #startedAt = Date.now();
 
   private constructor(config: Config, deps: EdgeDeps) {

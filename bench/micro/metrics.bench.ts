@@ -6,7 +6,7 @@
 //   node bench/micro/metrics.bench.ts
 
 import { Counter, Histogram, Registry } from 'prom-client';
-import { EdgeMetrics } from '../../src/metrics.ts';
+import { EdgeMetrics } from '../../src/admin/metrics.ts';
 import type { RequestMetrics } from '../../src/http/gateway.ts';
 
 function bench(name: string, fn: (i: number) => void, iterations = 2_000_000): void {

@@ -137,7 +137,7 @@ function nodeConfig(world: Omit<World, 'nodes'>, node: 'a' | 'b') {
   return {
     listen: { http: ['[::]:80'], https: ['[::]:443'] },
     admin: `${world.topo.v4[node]}:${ADMIN_PORT}`,
-    admin_writes: 'open', // POST /renew/NAME without a token (admin-auth.ts)
+    admin_writes: 'open', // POST /renew/NAME without a token (admin/admin-auth.ts)
     access_log: 'stdout',
     access_log_format: 'json',
     challenges: { peers: [`http://${world.topo.v4[other]}`] },

@@ -69,7 +69,7 @@ async function acmeEdge(t: TestContext, options: { tmpfs?: boolean } = {}): Prom
   const config: Record<string, unknown> = {
     listen: { http: [`127.0.0.1:${httpPort}`], https: ['127.0.0.1:0'] },
     admin: '127.0.0.1:0',
-    admin_writes: 'open', // POST /renew/NAME without a token (admin-auth.ts)
+    admin_writes: 'open', // POST /renew/NAME without a token (admin/admin-auth.ts)
     access_log: 'off',
     // The reload rounds add host names without certificates of their own.
     tls: { unknown_sni: 'default' },

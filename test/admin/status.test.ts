@@ -10,16 +10,16 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
-import { validateConfig } from '../src/config.ts';
-import { Edge } from '../src/edge.ts';
-import type { StatusDocument } from '../src/status.ts';
-import { healthcheck } from '../src/healthcheck.ts';
-import { tempDir } from './helpers/edge-process.ts';
-import { makeCert } from './helpers/certs.ts';
-import { memoryLog } from './helpers/events.ts';
-import { freePort } from './helpers/pebble.ts';
-import { requireTool, startDnsServer } from './helpers/dns-server.ts';
-import { scrape, sumOf, valueOf } from './helpers/prom.ts';
+import { validateConfig } from '../../src/config.ts';
+import { Edge } from '../../src/edge.ts';
+import type { StatusDocument } from '../../src/admin/status.ts';
+import { healthcheck } from '../../src/healthcheck.ts';
+import { tempDir } from '../helpers/edge-process.ts';
+import { makeCert } from '../helpers/certs.ts';
+import { memoryLog } from '../helpers/events.ts';
+import { freePort } from '../helpers/pebble.ts';
+import { requireTool, startDnsServer } from '../helpers/dns-server.ts';
+import { scrape, sumOf, valueOf } from '../helpers/prom.ts';
 
 function config(raw: Record<string, unknown>) {
   const result = validateConfig({ access_log: 'off', ...raw }, 'status-test');

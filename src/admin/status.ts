@@ -4,15 +4,15 @@
 // only it knows (the workers, their listeners, their challenge peers). Both answers are
 // pure functions of those facts.
 
-import { readFileSync } from 'node:fs';
-import type { Site } from './config.ts';
-import type { ListenAddress } from './units.ts';
-import type { CertInfo } from './tls/certificate.ts';
-import type { PeerState } from './acme/peers.ts';
-import type { RenewalStatus } from './acme/renewer.ts';
+import type { Site } from '../config.ts';
+import type { ListenAddress } from '../units.ts';
+import type { CertInfo } from '../tls/certificate.ts';
+import type { PeerState } from '../acme/peers.ts';
+import type { RenewalStatus } from '../acme/renewer.ts';
 import type { MetricJson } from './metrics.ts';
 import { nodeHealth } from './health.ts';
 import type { HealthReason, HealthState } from './health.ts';
+import { VERSION } from '../version.ts';
 
 export type ListenerFacts = {
   role: 'http' | 'https' | 'admin';
@@ -61,7 +61,6 @@ export type NodeExtension = {
   metrics(own: MetricJson[]): Promise<string>;
 };
 
-export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 const STARTED_AT = Date.now() - process.uptime() * 1000;
 const DAY_MS = 86_400_000;
 

@@ -10,7 +10,7 @@
 //   POST /renew/NAME  the renewal loop orders NAME now
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { EventLog } from './log.ts';
+import type { EventLog } from '../log.ts';
 import { CONTENT_TYPE } from './metrics.ts';
 import type { StatusDocument } from './status.ts';
 import { renderStatusPage } from './admin-page.ts';

@@ -9,8 +9,8 @@
 // leaves its last counters behind (retireCounters), so the node's totals never go down.
 
 import type { Worker } from 'node:cluster';
-import type { Config } from './config.ts';
-import type { PeerState } from './acme/peers.ts';
+import type { Config } from '../config.ts';
+import type { PeerState } from '../acme/peers.ts';
 import { aggregateText, retireCounters } from './metrics.ts';
 import type { EdgeMetrics, MetricJson } from './metrics.ts';
 import type { ListenerFacts, NodeExtension, NodeFacts } from './status.ts';

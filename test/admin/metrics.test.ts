@@ -10,16 +10,16 @@ import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { request } from 'undici';
-import { validateConfig } from '../src/config.ts';
-import { Edge } from '../src/edge.ts';
-import { tempDir, startEdgeProcess } from './helpers/edge-process.ts';
-import { makeCert } from './helpers/certs.ts';
-import { startOrigin } from './helpers/origin.ts';
-import { freePort } from './helpers/pebble.ts';
-import { exchange, handshake } from './helpers/tls-client.ts';
-import { memoryLog } from './helpers/events.ts';
-import { scrape, valueOf } from './helpers/prom.ts';
-import type { StatusDocument } from '../src/status.ts';
+import { validateConfig } from '../../src/config.ts';
+import { Edge } from '../../src/edge.ts';
+import { tempDir, startEdgeProcess } from '../helpers/edge-process.ts';
+import { makeCert } from '../helpers/certs.ts';
+import { startOrigin } from '../helpers/origin.ts';
+import { freePort } from '../helpers/pebble.ts';
+import { exchange, handshake } from '../helpers/tls-client.ts';
+import { memoryLog } from '../helpers/events.ts';
+import { scrape, valueOf } from '../helpers/prom.ts';
+import type { StatusDocument } from '../../src/admin/status.ts';
 
 /** One HTTPS/1.1 request on a new connection (so one full handshake each). */
 function httpsGet(port: number, host: string): Promise<number> {

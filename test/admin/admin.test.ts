@@ -6,18 +6,18 @@ import assert from 'node:assert/strict';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
-import { parseConfig, validateConfig } from '../src/config.ts';
-import type { Config } from '../src/config.ts';
-import { Edge } from '../src/edge.ts';
-import { createAdminHandler, renewRoute, sendJson } from '../src/admin.ts';
-import { esc, renderStatusPage } from '../src/admin-page.ts';
-import type { StatusDocument } from '../src/status.ts';
-import { scrape, valueOf } from './helpers/prom.ts';
+import { parseConfig, validateConfig } from '../../src/config.ts';
+import type { Config } from '../../src/config.ts';
+import { Edge } from '../../src/edge.ts';
+import { createAdminHandler, renewRoute, sendJson } from '../../src/admin/admin.ts';
+import { esc, renderStatusPage } from '../../src/admin/admin-page.ts';
+import type { StatusDocument } from '../../src/admin/status.ts';
+import { scrape, valueOf } from '../helpers/prom.ts';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { memoryLog } from './helpers/events.ts';
-import { tempDir } from './helpers/edge-process.ts';
-import { freePort, requireTools, startChallTestSrv, startPebble } from './helpers/pebble.ts';
+import { memoryLog } from '../helpers/events.ts';
+import { tempDir } from '../helpers/edge-process.ts';
+import { freePort, requireTools, startChallTestSrv, startPebble } from '../helpers/pebble.ts';
 
 function config(raw: Record<string, unknown>): Config {
   const result = validateConfig(raw, 'admin-test');
@@ -201,7 +201,7 @@ test('admin listener of a running edge: GET / is the page, /status the JSON, /me
   const status = await request(`${base}/status`);
   assert.equal(status.headers['content-type'], 'application/json');
   const doc = (await status.body.json()) as StatusDocument;
-  assert.equal(doc.version, JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version);
+  assert.equal(doc.version, JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version);
   assert.equal(doc.pid, process.pid);
   assert.equal(doc.health, 'ok');
   assert.deepEqual(doc.workers, { configured: 1, ready: 1, list: [] });

@@ -9,7 +9,7 @@
 
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { adminGet, DEFAULT_CONFIG, probeFor, readLenient, runningConfig } from './healthcheck.ts';
+import { adminGet, DEFAULT_CONFIG, probeFor, readLenient, runningConfig } from '../healthcheck.ts';
 import type { StatusDocument } from './status.ts';
 import { duration } from './admin-page.ts';
 

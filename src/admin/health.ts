@@ -11,7 +11,7 @@
 
 import { isIP } from 'node:net';
 import type { NodeFacts } from './status.ts';
-import type { CertInfo } from './tls/certificate.ts';
+import type { CertInfo } from '../tls/certificate.ts';
 
 export const HEALTH_STATES = ['ok', 'degraded', 'failing'] as const;
 export type HealthState = (typeof HEALTH_STATES)[number];

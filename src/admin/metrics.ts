@@ -13,10 +13,10 @@
 
 import { AggregatorRegistry, collectDefaultMetrics, Registry } from 'prom-client';
 import type { Aggregator, Metric, MetricObjectWithValues, MetricValue } from 'prom-client';
-import type { ErrorCode } from './errors.ts';
-import type { RequestMetrics } from './http/gateway.ts';
-import type { ChallengeSource } from './http/plain.ts';
-import type { CertInfo } from './tls/certificate.ts';
+import type { ErrorCode } from '../errors.ts';
+import type { RequestMetrics } from '../http/gateway.ts';
+import type { ChallengeSource } from '../http/plain.ts';
+import type { CertInfo } from '../tls/certificate.ts';
 import { HEALTH_STATES } from './health.ts';
 import type { Health } from './health.ts';
 
