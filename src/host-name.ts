@@ -65,9 +65,9 @@ export function covers(pattern: string, name: string): boolean {
 /** The lookup side of a HostMap: what snapshots hand to the request and handshake paths. */
 export type HostLookup<T> = {
   /** `name` in normal form. The exact name first, then the wildcard one label up. */
-  lookup(name: string): T | undefined;
+  lookup(name: string): T | null;
   /** The value stored under `pattern` itself (exact or wildcard), no matching. */
-  get(pattern: string): T | undefined;
+  get(pattern: string): T | null;
   readonly size: number;
 };
 
@@ -91,16 +91,17 @@ export class HostMap<T> implements HostLookup<T> {
     return true;
   }
 
-  get(pattern: string): T | undefined {
-    return isWildcard(pattern) ? this.#wildcard.get(pattern.slice(2)) : this.#exact.get(pattern);
+  get(pattern: string): T | null {
+    return (isWildcard(pattern) ? this.#wildcard.get(pattern.slice(2)) : this.#exact.get(pattern)) ?? null;
   }
 
-  lookup(name: string): T | undefined {
+  lookup(name: string): T | null {
     const exact = this.#exact.get(name);
-    if (exact !== undefined || this.#wildcard.size === 0) return exact;
+    if (exact !== undefined) return exact;
+    if (this.#wildcard.size === 0) return null;
     const dot = name.indexOf('.');
     // An IPv4 literal's parent ends in digits, which no stored wildcard parent does.
-    return dot > 0 ? this.#wildcard.get(name.slice(dot + 1)) : undefined;
+    return dot > 0 ? (this.#wildcard.get(name.slice(dot + 1)) ?? null) : null;
   }
 
   get size(): number {

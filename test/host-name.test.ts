@@ -46,7 +46,8 @@ test('HostMap.lookup agrees with covers on normalised names, in two Map gets', (
   assert.equal(map.lookup('exact.example.org'), 2, 'an exact name beats the wildcard');
   assert.equal(map.lookup('other.example.org'), 1);
   assert.equal(map.get('*.example.org'), 1);
-  assert.equal(map.get('example.org'), undefined);
+  assert.equal(map.get('example.org'), null);
+  assert.equal(map.lookup('a.b.example.org'), null);
   assert.equal(map.size, 2);
 });
 

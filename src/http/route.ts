@@ -2,14 +2,12 @@
 // the exact name first, then the wildcard one label deep (host-name.ts holds the rule).
 
 import { HostMap, normalizeHostName } from '../host-name.ts';
+import type { HostLookup } from '../host-name.ts';
 
 export type SiteHosts = { readonly hosts: readonly string[] };
 
-export type Routes<T> = {
-  /** `host` is lower-case, without port (checkRequest's `host`). null: no site, answer 421. */
-  lookup(host: string): T | null;
-  readonly size: number;
-};
+/** lookup(host): `host` as checkRequest gives it (normal form). null: no site, answer 421. */
+export type Routes<T> = Pick<HostLookup<T>, 'lookup' | 'size'>;
 
 /** `make` turns each site into what the request path needs (the site plus its upstream). */
 export function buildRoutes<S extends SiteHosts, T>(sites: readonly S[], make: (site: S, index: number) => T): Routes<T> {
@@ -18,8 +16,6 @@ export function buildRoutes<S extends SiteHosts, T>(sites: readonly S[], make: (
     const value = make(site, index);
     for (const pattern of site.hosts) table.set(normalizeHostName(pattern), value);
   });
-  return Object.freeze({
-    size: table.size,
-    lookup: (host: string): T | null => table.lookup(host) ?? null,
-  });
+  // The map itself, without a wrapper on the request path; frozen, and typed without set().
+  return Object.freeze(table);
 }

@@ -82,7 +82,7 @@ export class CertStore implements CertificateSink {
     const snapshot = this.#snapshot;
     if (servername !== null) {
       const context = snapshot.names.lookup(servername);
-      if (context !== undefined) return context;
+      if (context !== null) return context;
     }
     return snapshot.fallback;
   }
