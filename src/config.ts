@@ -8,7 +8,8 @@ import { availableParallelism } from 'node:os';
 import { isIP } from 'node:net';
 import { LineCounter, parseDocument, isNode } from 'yaml';
 import * as z from 'zod';
-import { isHostName, isSiteHostPattern, parseDuration, parseListen, parseSize } from './units.ts';
+import { covers, isHostName, isHostPattern, isWildcard, normalizeHostName } from './host-name.ts';
+import { parseDuration, parseListen, parseSize } from './units.ts';
 import type { ListenAddress } from './units.ts';
 
 const duration = z.union([z.string(), z.number()], { error: 'expected a duration such as "15s", "2m" or "30d"' }).transform((value, ctx) => {
@@ -84,8 +85,8 @@ const upstream = z.string().transform((value, ctx) => {
 
 const hostPattern = z
   .string()
-  .refine(isSiteHostPattern, 'must be a host name like "opam.ocaml.org" or "*.example.org"')
-  .transform((h) => h.toLowerCase());
+  .transform(normalizeHostName)
+  .refine(isHostPattern, 'must be a host name like "opam.ocaml.org" or "*.example.org"');
 
 const directoryShorthands: Record<string, string> = {
   letsencrypt: 'https://acme-v02.api.letsencrypt.org/directory',
@@ -111,9 +112,8 @@ const acme = z.strictObject({
   storage: z.string().min(1).default('/var/lib/opam-edge'),
   /** null = every exact host of every site (wildcards need DNS-01, which this does not do). */
   names: z
-    .array(z.string().refine((n) => isHostName(n) && !n.includes('*'), 'must be an exact host name (HTTP-01 cannot prove a wildcard)'))
+    .array(z.string().transform(normalizeHostName).refine(isHostName, 'must be an exact host name (HTTP-01 cannot prove a wildcard)'))
     .min(1)
-    .transform((names) => names.map((n) => n.toLowerCase()))
     .nullable()
     .default(null),
   key_type: z.enum(['ecdsa-p256', 'rsa-2048']).default('ecdsa-p256'),
@@ -300,7 +300,7 @@ export function validateConfig(
 }
 
 /**
- * A host may belong to one site only. Works on the raw input (strings only, lower-cased as
+ * A host may belong to one site only. Works on the raw input (strings only, normalised as
  * the schema does), so it runs whether or not the rest of the file validates.
  */
 function checkHostOwnership(raw: unknown, errors: string[], lineOf: (p: readonly PropertyKey[]) => string): void {
@@ -312,7 +312,7 @@ function checkHostOwnership(raw: unknown, errors: string[], lineOf: (p: readonly
     if (!Array.isArray(hosts)) return;
     hosts.forEach((value: unknown, j) => {
       if (typeof value !== 'string') return;
-      const host = value.toLowerCase();
+      const host = normalizeHostName(value);
       const previous = owner.get(host);
       const path = ['sites', i, 'hosts', j];
       if (previous === i) errors.push(`${formatPath(path)}${lineOf(path)}: "${host}" is listed twice`);
@@ -344,11 +344,14 @@ function crossCheck(config: z.output<typeof schema>, errors: string[], lineOf: (
     });
   }
   if (config.acme) {
-    const exact = new Set(config.sites.flatMap((s) => s.hosts).filter((h) => !h.startsWith('*.')));
+    // The routing rule (host-name.ts): a name no site would serve gets no certificate.
+    const hosts = config.sites.flatMap((s) => s.hosts);
     config.acme.names?.forEach((name, i) => {
-      if (!exact.has(name) && !config.sites.some((s) => s.hosts.some((h) => h.startsWith('*.') && name.endsWith(h.slice(1))))) {
-        errors.push(`acme.names[${i}]${lineOf(['acme', 'names', i])}: "${name}" is not a host of any site`);
-      }
+      if (hosts.some((h) => covers(h, name))) return;
+      // Older versions took "*.example.org" to cover any depth: say why that name fails.
+      const deeper = hosts.find((h) => isWildcard(h) && name.endsWith(h.slice(1)));
+      const why = deeper ? ` ("${deeper}" covers one label only)` : '';
+      errors.push(`acme.names[${i}]${lineOf(['acme', 'names', i])}: "${name}" is not a host of any site${why}`);
     });
   }
 }

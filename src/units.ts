@@ -80,18 +80,3 @@ export function parseListen(value: string | number): ListenAddress | { error: st
   if (port > 65535) return { error: `port ${port} is out of range (0-65535)` };
   return { text, host, port };
 }
-
-/** Host names as written in `sites[].hosts`: exact names or a leading "*." wildcard. */
-export function isSiteHostPattern(value: string): boolean {
-  const name = value.startsWith('*.') ? value.slice(2) : value;
-  return isHostName(name);
-}
-
-/** A DNS name (letters, digits, hyphen, underscore; dot-separated labels) or an IP literal. */
-export function isHostName(value: string): boolean {
-  if (value.length === 0 || value.length > 253) return false;
-  if (value.startsWith('[')) return value.endsWith(']') && isIP(value.slice(1, -1)) === 6;
-  return value
-    .split('.')
-    .every((label) => /^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/.test(label));
-}

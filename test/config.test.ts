@@ -122,6 +122,24 @@ test('sites, upstreams, peers and acme names are checked', () => {
   assert.deepEqual(names, ['acme.names[1] (line 1): "x.other.test" is not a host of any site']);
 });
 
+test('acme.names: "*.example.org" covers one label only, as routing and TLS do (issue 15)', () => {
+  const names = errorsOf(`acme: {names: [a.example.org, a.b.example.org, example.org]}\nsites:\n  - hosts: ["*.example.org"]\n    upstream: http://a\n`);
+  assert.deepEqual(names, [
+    'acme.names[1] (line 1): "a.b.example.org" is not a host of any site ("*.example.org" covers one label only)',
+    'acme.names[2] (line 1): "example.org" is not a host of any site',
+  ]);
+});
+
+test('host names are normalised before they are compared: case and a trailing dot', () => {
+  const ok = parseConfig(`acme: {names: [WWW.opam.test.]}\nsites:\n  - hosts: ["OPAM.test.", "*.Opam.test"]\n    upstream: http://a\n`, 't');
+  assert.ok(ok.ok, ok.ok ? '' : ok.errors.join('\n'));
+  assert.deepEqual(ok.config.sites[0]!.hosts, ['opam.test', '*.opam.test']);
+  assert.deepEqual(ok.config.acme!.names, ['www.opam.test']);
+  const twice = errorsOf(`sites:\n  - hosts: [opam.test, "OPAM.test."]\n    upstream: http://a\n`);
+  assert.deepEqual(twice, ['sites[0].hosts[1] (line 2): "opam.test" is listed twice']);
+  has(errorsOf(`sites:\n  - hosts: ["*.0.0.1"]\n    upstream: http://a\n`), 'sites[0].hosts[0] (line 2): must be a host name');
+});
+
 test('YAML errors carry file, line and column; empty files and duplicate keys are refused', () => {
   const syntax = errorsOf('sites:\n  - hosts: [a.test\n');
   assert.match(syntax[0]!, /^test\.yaml:\d+:\d+: YAML /);

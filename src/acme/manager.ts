@@ -4,9 +4,9 @@
 // that broadcasts both to its workers.
 
 import { readFile } from 'node:fs/promises';
-import { isIP } from 'node:net';
 import type { Config } from '../config.ts';
 import { EdgeError } from '../errors.ts';
+import { isIpLiteral, isWildcard } from '../host-name.ts';
 import type { EventLog } from '../log.ts';
 import type { CertificateSink } from '../tls/certificate.ts';
 import type { ChallengeStore } from './challenges.ts';
@@ -30,7 +30,7 @@ export type AcmeDeps = {
 /** `acme.names`, or every exact (non-wildcard, non-IP) host of every site. */
 export function acmeNames(config: Config): string[] {
   if (config.acme?.names) return [...config.acme.names];
-  const names = config.sites.flatMap((s) => s.hosts).filter((h) => !h.startsWith('*.') && !h.startsWith('[') && isIP(h) === 0);
+  const names = config.sites.flatMap((s) => s.hosts).filter((h) => !isWildcard(h) && !isIpLiteral(h));
   return [...new Set(names)];
 }
 

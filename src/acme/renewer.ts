@@ -6,6 +6,7 @@
 // restart does not retry at once; the working certificate is never touched. It runs in
 // whichever process owns ACME: the sink and the challenge store are passed in.
 
+import { covers } from '../host-name.ts';
 import type { EventLog } from '../log.ts';
 import type { CertificateSink, CertInfo } from '../tls/certificate.ts';
 import { certId, pickInWindow } from './ari.ts';
@@ -322,12 +323,10 @@ export class Renewer {
 
 /** The serving certificate for `name` that lasts longest: exact name or a matching wildcard. */
 export function bestCertificate(certs: readonly CertInfo[], name: string, now: number): CertInfo | null {
-  const dot = name.indexOf('.');
-  const wildcard = dot > 0 ? `*${name.slice(dot)}` : null;
   let best: CertInfo | null = null;
   for (const cert of certs) {
     if (cert.notBefore.getTime() > now || cert.notAfter.getTime() <= now) continue;
-    if (!cert.names.includes(name) && (wildcard === null || !cert.names.includes(wildcard))) continue;
+    if (!cert.names.some((pattern) => covers(pattern, name))) continue;
     if (!best || cert.notAfter > best.notAfter) best = cert;
   }
   return best;

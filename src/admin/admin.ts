@@ -10,6 +10,7 @@
 //   POST /renew/NAME  the renewal loop orders NAME now
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isHostName, normalizeHostName } from '../host-name.ts';
 import type { EventLog } from '../log.ts';
 import { CONTENT_TYPE } from './metrics.ts';
 import type { StatusDocument } from './status.ts';
@@ -86,8 +87,8 @@ export function renewRoute(renewNow: (name: string) => { name: string; at: strin
     prefix: true,
     methods: {
       POST: (_req, res, param) => {
-        const name = param.toLowerCase();
-        const scheduled = /^[a-z0-9_.-]{1,253}$/.test(name) ? renewNow(name) : null;
+        const name = normalizeHostName(param);
+        const scheduled = isHostName(name) ? renewNow(name) : null;
         if (!scheduled) return sendJson(res, 404, { error: `no certificate is managed for "${param}"` });
         sendJson(res, 202, { accepted: true, ...scheduled });
       },

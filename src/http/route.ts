@@ -1,37 +1,21 @@
-// Host -> site. Built once per config (start, SIGHUP) into two maps and read per request:
-// the exact name first, then the wildcard one label deep ("*.example.org" matches
-// "a.example.org", not "example.org" nor "a.b.example.org", as in nginx and Caddy).
+// Host -> site. Built once per config (start, SIGHUP) into a HostMap and read per request:
+// the exact name first, then the wildcard one label deep (host-name.ts holds the rule).
+
+import { HostMap, normalizeHostName } from '../host-name.ts';
+import type { HostLookup } from '../host-name.ts';
 
 export type SiteHosts = { readonly hosts: readonly string[] };
 
-export type Routes<T> = {
-  /** `host` is lower-case, without port (checkRequest's `host`). null: no site, answer 421. */
-  lookup(host: string): T | null;
-  readonly size: number;
-};
+/** lookup(host): `host` as checkRequest gives it (normal form). null: no site, answer 421. */
+export type Routes<T> = Pick<HostLookup<T>, 'lookup' | 'size'>;
 
 /** `make` turns each site into what the request path needs (the site plus its upstream). */
 export function buildRoutes<S extends SiteHosts, T>(sites: readonly S[], make: (site: S, index: number) => T): Routes<T> {
-  const exact = new Map<string, T>();
-  const wildcard = new Map<string, T>();
+  const table = new HostMap<T>();
   sites.forEach((site, index) => {
     const value = make(site, index);
-    for (const pattern of site.hosts) {
-      const host = pattern.toLowerCase();
-      if (host.startsWith('*.')) wildcard.set(host.slice(2), value);
-      else exact.set(host, value);
-    }
+    for (const pattern of site.hosts) table.set(normalizeHostName(pattern), value);
   });
-  const hasWildcards = wildcard.size > 0;
-  return Object.freeze({
-    size: exact.size + wildcard.size,
-    lookup(host: string): T | null {
-      const found = exact.get(host);
-      if (found !== undefined) return found;
-      if (!hasWildcards) return null;
-      const dot = host.indexOf('.');
-      if (dot <= 0) return null;
-      return wildcard.get(host.slice(dot + 1)) ?? null;
-    },
-  });
+  // The map itself, without a wrapper on the request path; frozen, and typed without set().
+  return Object.freeze(table);
 }

@@ -18,6 +18,8 @@ import { daysLeft, isRefusal, parsePair } from './pem.ts';
 import { checkTicketKeys, contextOptions, newTicketKeys } from './options.ts';
 import type { EventLog } from '../log.ts';
 import { silentLog } from '../log.ts';
+import { HostMap } from '../host-name.ts';
+import type { HostLookup } from '../host-name.ts';
 
 export type UnknownSni = 'reject' | 'default';
 
@@ -43,9 +45,8 @@ type Entry = {
 };
 
 type Snapshot = {
-  readonly exact: ReadonlyMap<string, SecureContext>;
-  /** "*.example.org" is stored under "example.org": one label deep, as RFC 6125 says. */
-  readonly wildcard: ReadonlyMap<string, SecureContext>;
+  /** Exact names, then wildcards one label deep (host-name.ts). */
+  readonly names: HostLookup<SecureContext>;
   readonly fallback: SecureContext;
 };
 
@@ -80,13 +81,8 @@ export class CertStore implements CertificateSink {
   select(servername: string | null): SecureContext {
     const snapshot = this.#snapshot;
     if (servername !== null) {
-      const exact = snapshot.exact.get(servername);
-      if (exact !== undefined) return exact;
-      const dot = servername.indexOf('.');
-      if (dot > 0) {
-        const wildcard = snapshot.wildcard.get(servername.slice(dot + 1));
-        if (wildcard !== undefined) return wildcard;
-      }
+      const context = snapshot.names.lookup(servername);
+      if (context !== null) return context;
     }
     return snapshot.fallback;
   }
@@ -202,20 +198,15 @@ export class CertStore implements CertificateSink {
         }
       }
     }
-    const exact = new Map<string, SecureContext>();
-    const wildcard = new Map<string, SecureContext>();
+    const names = new HostMap<SecureContext>();
     const used = new Set<string>();
-    for (const [name, slots] of best) {
-      const context = this.#contextFor(slots, used);
-      if (name.startsWith('*.')) wildcard.set(name.slice(2), context);
-      else exact.set(name, context);
-    }
+    for (const [name, slots] of best) names.set(name, this.#contextFor(slots, used));
     for (const id of this.#combined.keys()) if (!used.has(id)) this.#combined.delete(id);
     let fallback = this.emptyContext;
     if (this.#unknownSni === 'default' && firstName !== null) {
-      fallback = (firstName.startsWith('*.') ? wildcard.get(firstName.slice(2)) : exact.get(firstName)) ?? fallback;
+      fallback = names.get(firstName) ?? fallback;
     }
-    return { exact, wildcard, fallback };
+    return { names, fallback };
   }
 
   /** One context per name: the certificate alone, or ECDSA and RSA together. */

@@ -6,6 +6,7 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import type { CertInfo, PemPair } from './certificate.ts';
+import { isHostPattern, normalizeHostName } from '../host-name.ts';
 
 export type ParsedPair = {
   info: Omit<CertInfo, 'source' | 'origin'>;
@@ -18,7 +19,6 @@ export type PairRefusal = { field: 'cert' | 'key'; reason: string };
 
 const BEGIN_CERT = '-----BEGIN CERTIFICATE-----';
 const END_CERT = '-----END CERTIFICATE-----';
-const DNS_NAME = /^(\*\.)?([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/;
 const DAY_MS = 86_400_000;
 
 /** Splits a PEM chain into its certificate blocks; null when a block is cut short. */
@@ -46,8 +46,8 @@ export function dnsNames(cert: X509Certificate): string[] {
   // with unusual characters; a quoted value is not a host name we could serve anyway.
   for (const part of san.split(', ')) {
     if (!part.startsWith('DNS:')) continue;
-    const name = part.slice(4).toLowerCase().replace(/\.$/, '');
-    if (name.length <= 253 && DNS_NAME.test(name) && !names.includes(name)) names.push(name);
+    const name = normalizeHostName(part.slice(4));
+    if (!name.startsWith('[') && isHostPattern(name) && !names.includes(name)) names.push(name);
   }
   return names;
 }

@@ -49,6 +49,7 @@ test('admin routes: a table of paths and methods; 404 and 405 with Allow', async
   assert.deepEqual(JSON.parse(accepted.body), { accepted: true, name: 'opam.test', at: '2030-01-01T00:00:00.000Z', in_progress: false });
   assert.equal((await go('POST', '/renew/other.test')).status, 404);
   assert.equal((await go('POST', '/renew/../etc')).status, 404);
+  assert.equal((await go('POST', '/renew/opam.test.')).status, 202, 'the trailing dot names the same host');
   assert.equal((await go('POST', '/renew/')).status, 404);
   const wrong = await go('GET', '/renew/opam.test');
   assert.equal(wrong.status, 405);
