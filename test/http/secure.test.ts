@@ -9,6 +9,7 @@ import type { ClientHttp2Session } from 'node:http2';
 import { Agent, request as httpsRequest } from 'node:https';
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
 import { validateConfig } from '../../src/config.ts';
 import type { Limits } from '../../src/config.ts';
 import { createSecureListener, Http2Sessions } from '../../src/http/secure.ts';
@@ -147,6 +148,46 @@ test('ALPN: h2 and http/1.1 on one port with tls.http2, http/1.1 only without', 
   assert.equal(h2.sessions.size, 1);
   session.close();
   assert.deepEqual(await httpsGet(h1.port, 'a.test', '/h1', false), { status: 200, body: '1.1 /h1' });
+});
+
+/** One HTTP/1.0 request on an open TLS socket; the answer is read until the server closes. */
+function http10(socket: TLSSocket, path: string, host: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(text));
+    socket.write(`GET ${path} HTTP/1.0\r\nHost: ${host}\r\n\r\n`);
+  });
+}
+
+test('ALPN http/1.0: offered next to h2 and http/1.1, served by the HTTP/1 path on both server kinds', async (t) => {
+  // Before, a client offering only http/1.0 (curl --http1.0) got a fatal no_application_protocol alert.
+  const { store } = await certs(t, ['ten.test']);
+  const h2 = await listen(t, { store, http2: true });
+  const h1 = await listen(t, { store, http2: false });
+  for (const port of [h2.port, h1.port]) {
+    const h = await handshake(port, { servername: 'ten.test', ALPNProtocols: ['http/1.0'] });
+    assert.equal(h.alpn, 'http/1.0');
+    const answer = await http10(h.socket, '/ten', 'ten.test');
+    assert.match(answer, /^HTTP\/1\.1 200 /);
+    assert.ok(answer.endsWith('\r\n\r\n1.0 /ten'), answer);
+    const prefer = await handshake(port, { servername: 'ten.test', ALPNProtocols: ['http/1.0', 'http/1.1'] });
+    assert.equal(prefer.alpn, 'http/1.1', 'the server\'s order: http/1.1 before http/1.0');
+    prefer.socket.destroy();
+    await assert.rejects(handshake(port, { servername: 'ten.test', ALPNProtocols: ['spdy/3'] }), /no application protocol|no_application_protocol/i);
+  }
+  const both = await handshake(h2.port, { servername: 'ten.test', ALPNProtocols: ['h2', 'http/1.1', 'http/1.0'] });
+  assert.equal(both.alpn, 'h2');
+  both.socket.destroy();
+});
+
+test('curl --http1.0 over TLS gets an answer', async (t) => {
+  if (!requireTool(t, 'curl')) return;
+  const { store } = await certs(t, ['curl.test']);
+  const { port } = await listen(t, { store, http2: true });
+  const out = await sh(`curl -sk --http1.0 --resolve curl.test:${port}:127.0.0.1 -w ' %{http_version} %{response_code}' https://curl.test:${port}/c`);
+  assert.equal(out.stdout, '1.0 /c 1.1 200', out.stderr);
 });
 
 test('h2 CONNECT is answered 405 and the listener keeps serving', async (t) => {
