@@ -93,8 +93,8 @@ export function createSecureListener(deps: SecureServerDeps): TlsServer {
   const options = {
     ...serverOptions(limits),
     ...store.contextOptions,
-    // The ClientHello must arrive and the handshake finish within the header timeout, as
-    // nginx counts its handshake against client_header_timeout.
+    // node:tls's own handshake guard, an idle timer: a backstop only, the deadline from
+    // accept (ClientHello + handshake within header_timeout) is tls/handshake.ts's.
     handshakeTimeout: limits.header_timeout,
   };
   let server: TlsServer;

@@ -24,6 +24,7 @@ import { tempDir } from '../helpers/edge-process.ts';
 import { exchange, handshake, serialFor } from '../helpers/tls-client.ts';
 import { memoryLog } from '../helpers/memory-log.ts';
 import { requireTool } from '../helpers/tools.ts';
+import { captureClientHello } from '../hardening/lib/poke.ts';
 
 function limits(overrides: Record<string, string> = {}): Limits {
   const result = validateConfig({ limits: overrides, sites: [{ hosts: ['x.test'], upstream: 'http://127.0.0.1:1' }] }, 'test');
@@ -283,6 +284,50 @@ test('a connection that sends no ClientHello is closed at the header timeout', a
   }
   await new Promise((r) => setTimeout(r, 50));
   assert.deepEqual(tlsErrors, ['hello_timeout', 'hello_timeout']);
+});
+
+/** Writes `bytes` one byte every `everyMs` on a raw TCP connection; resolves with how long the server took to close it (bounded). */
+function trickle(port: number, bytes: Buffer, everyMs: number, giveUpMs: number): Promise<number> {
+  return new Promise((resolve) => {
+    const started = Date.now();
+    let sent = 0;
+    const socket = netConnect({ port, host: '127.0.0.1' });
+    const timer = setInterval(() => {
+      if (sent < bytes.length) socket.write(bytes.subarray(sent, ++sent));
+    }, everyMs);
+    const giveUp = setTimeout(() => socket.destroy(), giveUpMs);
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      clearInterval(timer);
+      clearTimeout(giveUp);
+      resolve(Date.now() - started);
+    });
+    socket.resume();
+  });
+}
+
+test('a ClientHello trickled one byte per 200 ms is cut at header_timeout from accept; an established session is not', async (t) => {
+  // Before, the guard was an idle timer that each byte restarted: such a client stayed for good.
+  const { store } = await certs(t, ['trickle.test']);
+  const { port, tlsErrors } = await listen(t, { store, limits: limits({ header_timeout: '1s' }) });
+  const session = await h2Session(port, 'trickle.test');
+  t.after(() => session.destroy());
+  const hello = await captureClientHello('trickle.test', ['h2', 'http/1.1']);
+  const took = await trickle(port, hello, 200, 6000);
+  assert.ok(took >= 900 && took < 2000, `closed after ${took} ms (header_timeout 1 s)`);
+  // The whole ClientHello at once, then silence: the handshake itself runs into the same deadline.
+  const started = Date.now();
+  await new Promise<void>((resolve) => {
+    const socket = netConnect({ port, host: '127.0.0.1' }, () => socket.write(hello));
+    socket.on('error', () => {});
+    socket.on('close', () => resolve());
+    socket.resume();
+  });
+  const stall = Date.now() - started;
+  assert.ok(stall >= 900 && stall < 2000, `a stalled handshake closed after ${stall} ms`);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(tlsErrors, ['hello_timeout', 'ERR_TLS_HANDSHAKE_TIMEOUT']);
+  assert.deepEqual(await h2Get(session, '/later'), { status: 200, body: '2.0 /later' }, 'the session made before, older than header_timeout, still serves');
 });
 
 test('idle h2 sessions and idle HTTP/1.1 connections are closed after idle_timeout', async (t) => {
