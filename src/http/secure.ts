@@ -1,9 +1,9 @@
 // The https listeners (port 443): one server per bound address. With `tls.http2` it is an
 // HTTP/2 server that also speaks HTTP/1.x (ALPN picks h2, http/1.1 or http/1.0 on the same
 // port, and a client without ALPN gets HTTP/1.1; h2 requests come through h2-exchange.ts);
-// without, a plain https server. Each connection's certificate comes from the certificate store by
-// the ClientHello's server name (see tls/handshake.ts); the limits are those of the http
-// listeners, plus HTTP/2 settings. Requests go to the handlers the caller passes in.
+// without, a plain https server. Each connection's certificate comes from the certificate
+// store by the ClientHello's server name (see tls/handshake.ts); the limits are those of the
+// http listeners, plus HTTP/2 settings. Requests go to the handlers the caller passes in.
 
 import { createServer as createHttpsServer } from 'node:https';
 import * as http from 'node:http';

@@ -86,9 +86,14 @@ function peerKey(socket: Socket): string | null {
   return address === undefined ? null : `${address} ${socket.remotePort}`;
 }
 
-/** Passed to the raw socket's destroy() once node:tls owns it: node:tls reports it as a tlsClientError. */
-function handshakeTimeout(): Error {
-  return Object.assign(new Error('TLS handshake not done within header_timeout of accept'), { code: 'ERR_TLS_HANDSHAKE_TIMEOUT' });
+/**
+ * Ends a connection that node:tls owns by destroying its raw socket with an error, which
+ * node:tls reports as a 'tlsClientError' (counted like its own handshake timeouts). The
+ * no-op listener keeps the error from ever being an uncaught one.
+ */
+function expireHandshake(socket: Socket): void {
+  socket.on('error', () => {});
+  socket.destroy(Object.assign(new Error('TLS handshake not done within header_timeout of accept'), { code: 'ERR_TLS_HANDSHAKE_TIMEOUT' }));
 }
 
 export function routeHandshakes(server: TlsServer, routing: HandshakeRouting): void {
@@ -153,7 +158,7 @@ export function routeHandshakes(server: TlsServer, routing: HandshakeRouting): v
     deadlines.add(key, {
       socket,
       deadline: Date.now() + routing.timeoutMs(),
-      expire: () => (handedOver ? socket.destroy(handshakeTimeout()) : abort('timeout')),
+      expire: () => (handedOver ? expireHandshake(socket) : abort('timeout')),
     });
   });
 }
