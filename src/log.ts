@@ -117,40 +117,64 @@ function pad(n: number): string {
 }
 
 const NEEDS_ESCAPE = /["\\\x00-\x1f\x7f-\uffff]/;
+/** A character past latin1: the string is text already, not node's one-char-per-byte header form. */
+const BEYOND_LATIN1 = /[\u0100-\uffff]/;
+const HIGH_LATIN1 = /[\u0080-\u00ff]/;
 
 /** nginx's escaping of logged variables: `"` and `\` and bytes outside printable ASCII as \xHH. */
 export function escapeLogValue(value: string): string {
   if (!NEEDS_ESCAPE.test(value)) return value;
   let out = '';
-  for (const byte of Buffer.from(value, 'latin1')) {
+  for (const byte of Buffer.from(value, BEYOND_LATIN1.test(value) ? 'utf8' : 'latin1')) {
     out += byte === 0x22 || byte === 0x5c || byte < 0x20 || byte > 0x7e ? `\\x${byte.toString(16).toUpperCase().padStart(2, '0')}` : String.fromCharCode(byte);
   }
   return out;
 }
 
-/** $remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" */
-export function renderCombined(r: AccessRecord): string {
-  return `${r.remoteAddr} - - [${timeLocal(r.startedAt)}] "${escapeLogValue(r.method)} ${escapeLogValue(r.url)} HTTP/${r.httpVersion}" ${r.status} ${r.bytesSent} "${r.referer === undefined ? '-' : escapeLogValue(r.referer)}" "${r.userAgent === undefined ? '-' : escapeLogValue(r.userAgent)}"\n`;
+/**
+ * $remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"
+ * `now` is when the line is written, the end of the request: nginx's $time_local.
+ */
+export function renderCombined(r: AccessRecord, now = Date.now()): string {
+  return `${r.remoteAddr} - - [${timeLocal(now)}] "${escapeLogValue(r.method)} ${escapeLogValue(r.url)} HTTP/${r.httpVersion}" ${r.status} ${r.bytesSent} "${r.referer === undefined ? '-' : escapeLogValue(r.referer)}" "${r.userAgent === undefined ? '-' : escapeLogValue(r.userAgent)}"\n`;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/**
+ * node:http and node:http2 give header values and the target one character per byte
+ * (latin1). For JSON those bytes are read as UTF-8 where they are valid UTF-8, so a
+ * "Müller/1.0 ✓" user agent parses back as itself (nginx's escape=json writes the bytes
+ * as they came); bytes that are not UTF-8 stay one character each (U+0080..U+00FF).
+ */
+export function headerText(value: string): string {
+  if (!HIGH_LATIN1.test(value) || BEYOND_LATIN1.test(value)) return value;
+  try {
+    return utf8.decode(Buffer.from(value, 'latin1'));
+  } catch {
+    return value;
+  }
 }
 
 const NON_ASCII = /[\u007f-\uffff]/g;
 const HAS_NON_ASCII = /[\u007f-\uffff]/;
 
-/** The same fields as `combined`, plus host, upstream address, duration and request id. */
-export function renderJson(r: AccessRecord): string {
+/** The same fields as `combined`, plus host, upstream address, duration and request id. `time` is when the line is written. */
+export function renderJson(r: AccessRecord, now = Date.now()): string {
   const line = `${JSON.stringify({
-    time: new Date(r.startedAt).toISOString(),
+    time: new Date(now).toISOString(),
     remote_addr: r.remoteAddr,
-    request: `${r.method} ${r.url} HTTP/${r.httpVersion}`,
+    request: headerText(`${r.method} ${r.url} HTTP/${r.httpVersion}`),
     status: r.status,
     body_bytes_sent: r.bytesSent,
-    http_referer: r.referer ?? null,
-    http_user_agent: r.userAgent ?? null,
+    http_referer: r.referer === undefined ? null : headerText(r.referer),
+    http_user_agent: r.userAgent === undefined ? null : headerText(r.userAgent),
     host: r.host,
     upstream_addr: r.upstreamAddr,
-    request_time: (Date.now() - r.startedAt) / 1000,
+    request_time: (now - r.startedAt) / 1000,
     request_id: r.requestId,
   })}\n`;
-  // ASCII only (non-ASCII as \\u escapes), so a line's length is its size in bytes.
+  // ASCII only (non-ASCII as \\u escapes, which JSON.parse turns back into the same
+  // characters), so a line's length is its size in bytes.
   return HAS_NON_ASCII.test(line) ? line.replace(NON_ASCII, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) : line;
 }

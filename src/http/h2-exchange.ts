@@ -8,6 +8,12 @@
 // of node:http's IncomingMessage and ServerResponse, under the same names, so one code path
 // serves both protocols. The request body is the stream itself (a Readable: backpressure
 // reaches the client's flow-control window directly).
+//
+// Header fields that RFC 9113 8.2.1 makes malformed (CR, LF or NUL in a value, surrounding
+// whitespace, `:` or space in a name) never get here: node:http2 drops them without a word
+// and the request arrives without them (its nghttp2 invalid-header callback ignores them;
+// no option resets the stream instead, see nodejs/node#56703), so they are never forwarded.
+// Upper-case names reset the stream (PROTOCOL_ERROR). Pinned in test/edge-tls.test.ts.
 
 import { constants as h2constants } from 'node:http2';
 import type { Http2SecureServer, IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';

@@ -5,23 +5,19 @@
 //   location /                               { return 301 https://$host$request_uri; }
 // Here the lookup order is: this node's own tokens, the webroot, then each peer.
 
-import { constants as fsConstants } from 'node:fs';
-import { open } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ERRORS } from '../errors.ts';
 import type { ErrorCode } from '../errors.ts';
 import type { ChallengeStore } from '../acme/challenges.ts';
 import { isValidToken } from '../acme/challenges.ts';
 import { PEER_HOP_HEADER } from '../acme/peers.ts';
+import { readWebrootToken } from '../acme/webroot.ts';
 import type { PeerForwarder } from '../acme/peers.ts';
 import type { AccessLog } from '../log.ts';
 import { checkRequest } from './request-checks.ts';
 import { clientAddress } from './headers.ts';
 
 const CHALLENGE_PREFIX = '/.well-known/acme-challenge/';
-/** Key authorizations are ~90 bytes; a larger "token file" is not one. */
-const MAX_WEBROOT_FILE = 4096;
 
 export type ChallengeSource = 'memory' | 'webroot' | 'peer' | 'miss';
 
@@ -81,7 +77,8 @@ async function answerChallenge(
   let answer: string | null = deps.challenges.get(token) ?? null;
   if (answer === null) {
     source = 'webroot';
-    answer = await readWebroot(deps.settings().webroot, token);
+    const webroot = deps.settings().webroot;
+    answer = webroot === null ? null : await readWebrootToken(webroot, token);
   }
   // A request that already came from a peer is answered from this node only: no loops.
   if (answer === null && req.headers[PEER_HOP_HEADER] === undefined) {
@@ -96,28 +93,6 @@ async function answerChallenge(
   res.writeHead(200, { 'content-type': 'text/plain', 'content-length': length });
   res.end(req.method === 'HEAD' ? undefined : answer);
   log(req, res, 200, req.method === 'HEAD' ? 0 : length, host, startedAt, deps);
-}
-
-/** webroot/.well-known/acme-challenge/TOKEN, as certbot --webroot writes it. */
-async function readWebroot(webroot: string | null, token: string): Promise<string | null> {
-  if (webroot === null) return null;
-  let file;
-  try {
-    // Non-blocking: a FIFO under that name must not hold a thread of the pool forever.
-    file = await open(join(webroot, '.well-known', 'acme-challenge', token), fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
-  } catch {
-    return null;
-  }
-  try {
-    const stat = await file.stat();
-    if (!stat.isFile() || stat.size > MAX_WEBROOT_FILE) return null;
-    const { buffer, bytesRead } = await file.read({ buffer: Buffer.alloc(MAX_WEBROOT_FILE), position: 0 });
-    return buffer.subarray(0, bytesRead).toString('latin1');
-  } catch {
-    return null;
-  } finally {
-    await file.close();
-  }
 }
 
 function hasBody(contentLength: string | undefined): boolean {

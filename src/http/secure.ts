@@ -1,11 +1,12 @@
 // The https listeners (port 443): one server per bound address. With `tls.http2` it is an
-// HTTP/2 server that also speaks HTTP/1.1 (ALPN picks h2 or http/1.1 on the same port, and
-// a client without ALPN gets HTTP/1.1; h2 requests come through h2-exchange.ts); without,
-// a plain https server. Each connection's certificate comes from the certificate store by
-// the ClientHello's server name (see tls/handshake.ts); the limits are those of the http
-// listeners, plus HTTP/2 settings. Requests go to the handlers the caller passes in.
+// HTTP/2 server that also speaks HTTP/1.x (ALPN picks h2, http/1.1 or http/1.0 on the same
+// port, and a client without ALPN gets HTTP/1.1; h2 requests come through h2-exchange.ts);
+// without, a plain https server. Each connection's certificate comes from the certificate
+// store by the ClientHello's server name (see tls/handshake.ts); the limits are those of the
+// http listeners, plus HTTP/2 settings. Requests go to the handlers the caller passes in.
 
 import { createServer as createHttpsServer } from 'node:https';
+import * as http from 'node:http';
 import { createSecureServer as createH2Server } from 'node:http2';
 import type { Http2SecureServer, ServerHttp2Session, Settings } from 'node:http2';
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
@@ -14,7 +15,7 @@ import type { Duplex } from 'node:stream';
 import type { Limits } from '../config.ts';
 import type { EventLog } from '../log.ts';
 import type { CertStore } from '../tls/cert-store.ts';
-import { alpnProtocols } from '../tls/options.ts';
+import { alpnSelector } from '../tls/options.ts';
 import { routeHandshakes } from '../tls/handshake.ts';
 import { applyLimits, onClientError, onConnectRequest, serverOptions } from './listeners.ts';
 import { serveStreams } from './h2-exchange.ts';
@@ -57,6 +58,28 @@ const MAX_HEADER_PAIRS = 200;
 /** HPACK counts 32 bytes of overhead per field; allow that for 64 fields over max_header_size. */
 const HPACK_FIELD_ALLOWANCE = 64 * 32;
 
+type SecureConnectionListener = (this: TlsServer, socket: TLSSocket) => void;
+
+/**
+ * node:http2 starts an HTTP/2 session on every connection whose ALPN is not http/1.1 (or
+ * absent), http/1.0 included. Its 'secureConnection' listener is wrapped so that an http/1.0
+ * connection goes to node:http's connection listener instead, the one node:http2 itself
+ * calls for HTTP/1.1 (allowHTTP1).
+ */
+function serveHttp10(server: Http2SecureServer): void {
+  const listeners = server.listeners('secureConnection') as SecureConnectionListener[];
+  const http1 = (http as unknown as { _connectionListener?: SecureConnectionListener })._connectionListener;
+  if (listeners.length !== 1 || typeof http1 !== 'function') {
+    // Fail at start-up, not on the first HTTP/1.0 client, if a future Node changes these.
+    throw new Error('node:http2 internals changed: cannot serve HTTP/1.0 chosen by ALPN');
+  }
+  const h2Listener = listeners[0]!;
+  server.removeListener('secureConnection', h2Listener);
+  server.on('secureConnection', function (this: TlsServer, socket: TLSSocket) {
+    (socket.alpnProtocol === 'http/1.0' ? http1 : h2Listener).call(this, socket);
+  });
+}
+
 /** HTTP/2 SETTINGS from the limits (also on reload). */
 export function http2Settings(limits: Limits): Settings {
   return {
@@ -70,8 +93,8 @@ export function createSecureListener(deps: SecureServerDeps): TlsServer {
   const options = {
     ...serverOptions(limits),
     ...store.contextOptions,
-    // The ClientHello must arrive and the handshake finish within the header timeout, as
-    // nginx counts its handshake against client_header_timeout.
+    // node:tls's own handshake guard, an idle timer: a backstop only, the deadline from
+    // accept (ClientHello + handshake within header_timeout) is tls/handshake.ts's.
     handshakeTimeout: limits.header_timeout,
   };
   let server: TlsServer;
@@ -79,10 +102,12 @@ export function createSecureListener(deps: SecureServerDeps): TlsServer {
     const h2 = createH2Server({
       ...options,
       allowHTTP1: true,
+      ALPNCallback: alpnSelector(true),
       settings: http2Settings(limits),
       maxHeaderListPairs: MAX_HEADER_PAIRS,
       maxSessionMemory: 10,
     });
+    serveHttp10(h2);
     // HTTP/1.1 on this port (allowHTTP1); h2 streams go to serveStreams() below.
     h2.on('request', deps.onRequest);
     if (deps.onCheckContinue) h2.on('checkContinue', deps.onCheckContinue);
@@ -99,7 +124,7 @@ export function createSecureListener(deps: SecureServerDeps): TlsServer {
     h2.on('sessionError', (err: NodeJS.ErrnoException) => deps.log.debug('h2_session_error', { code: err.code ?? 'error' }));
     server = h2;
   } else {
-    server = createHttpsServer({ ...options, ALPNProtocols: alpnProtocols(false) }, deps.onRequest);
+    server = createHttpsServer({ ...options, ALPNCallback: alpnSelector(false) }, deps.onRequest);
     if (deps.onCheckContinue) server.on('checkContinue', deps.onCheckContinue);
   }
   server.on('upgrade', deps.onUpgrade);

@@ -96,7 +96,23 @@ export function contextOptions(ticketKeys: Buffer): SecureContextOptions {
   };
 }
 
-/** ALPN: h2 first when offered, then http/1.1 (also what a client without ALPN gets). */
+/**
+ * ALPN in the server's order of preference: h2 (with `tls.http2`), http/1.1, http/1.0, as
+ * nginx offers them (less http/0.9, which is refused). A client that sends no ALPN gets HTTP/1.1.
+ */
 export function alpnProtocols(http2: boolean): string[] {
-  return http2 ? ['h2', 'http/1.1'] : ['http/1.1'];
+  return http2 ? ['h2', 'http/1.1', 'http/1.0'] : ['http/1.1', 'http/1.0'];
+}
+
+/**
+ * The ALPNCallback of both server kinds. node:http2 fixes its own list to h2 + http/1.1
+ * unless a callback is given, so the choice is made here: the first of ours the client
+ * offers; none shared is a fatal no_application_protocol alert (nginx does the same).
+ */
+export function alpnSelector(http2: boolean): (offer: { protocols: string[] }) => string | undefined {
+  const ours = alpnProtocols(http2);
+  return ({ protocols }) => {
+    for (const protocol of ours) if (protocols.includes(protocol)) return protocol;
+    return undefined;
+  };
 }

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fsPromises from 'node:fs/promises';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 import { createServer as createNetServer } from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
@@ -82,6 +82,44 @@ test('a token in the webroot answers 200 with the file, as certbot --webroot wri
   // Not a token file: too large, a directory, a FIFO (which must not block a thread).
   for (const name of ['big', 'adir', 'fifo', 'missing']) assert.equal((await get(node.port, `${PREFIX}${name}`)).status, 404, name);
   assert.deepEqual(sources, ['webroot', 'miss', 'miss', 'miss', 'miss']);
+});
+
+test('webroot: symlinks anywhere under it are 404 (file, acme-challenge, .well-known), /proc/self/environ is never served', async (t) => {
+  // Before, a link in acme-challenge/ to /proc/self/environ served the process's
+  // environment: procfs reports size 0, so the 4 KiB check passed.
+  const first = await startEdge(t);
+  const sources: ChallengeSource[] = [];
+  const root = webroot(first.dir, { [TOKEN]: `${TOKEN}.ok` });
+  const challengeDir = join(root, '.well-known', 'acme-challenge');
+  symlinkSync('/proc/self/environ', join(challengeDir, 'environ'));
+  symlinkSync(join(challengeDir, TOKEN), join(challengeDir, 'alias'));
+  // Two more webroots whose token file is regular but reached through a linked directory.
+  const linkedDir = webroot(join(first.dir, 'b'));
+  rmSync(join(linkedDir, '.well-known', 'acme-challenge'), { recursive: true });
+  symlinkSync(challengeDir, join(linkedDir, '.well-known', 'acme-challenge'));
+  const linkedWellKnown = join(first.dir, 'c', 'www');
+  mkdirSync(linkedWellKnown, { recursive: true });
+  symlinkSync(join(root, '.well-known'), join(linkedWellKnown, '.well-known'));
+  const node = await startEdge(t, { challenges: { webroot: root } }, { onChallenge: (s) => sources.push(s) });
+  const environ = await get(node.port, `${PREFIX}environ`);
+  assert.equal(environ.status, 404);
+  assert.doesNotMatch(environ.body, /PATH=/);
+  assert.equal((await get(node.port, `${PREFIX}alias`)).status, 404, 'a link to a real token file');
+  const fifo = join(challengeDir, 'fifo');
+  execFileSync('mkfifo', [fifo]);
+  const started = Date.now();
+  assert.equal((await get(node.port, `${PREFIX}fifo`)).status, 404);
+  assert.ok(Date.now() - started < 2000, 'a FIFO does not hang the answer');
+  assert.equal((await get(node.port, `${PREFIX}${TOKEN}`)).body, `${TOKEN}.ok`, 'the regular file');
+  for (const linked of [linkedDir, linkedWellKnown]) {
+    const other = await startEdge(t, { challenges: { webroot: linked } });
+    assert.equal((await get(other.port, `${PREFIX}${TOKEN}`)).status, 404, linked);
+  }
+  // The webroot itself may be a link (the operator's choice): only what is below it is checked.
+  symlinkSync(root, join(first.dir, 'www-link'));
+  const viaLink = await startEdge(t, { challenges: { webroot: join(first.dir, 'www-link') } });
+  assert.equal((await get(viaLink.port, `${PREFIX}${TOKEN}`)).body, `${TOKEN}.ok`);
+  assert.deepEqual(sources, ['miss', 'miss', 'miss', 'webroot']);
 });
 
 test('invalid tokens are 404 without opening any file or asking any peer (.., %2e%2e%2f, a/b, 300 chars)', async (t) => {

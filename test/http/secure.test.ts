@@ -9,6 +9,7 @@ import type { ClientHttp2Session } from 'node:http2';
 import { Agent, request as httpsRequest } from 'node:https';
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
 import { validateConfig } from '../../src/config.ts';
 import type { Limits } from '../../src/config.ts';
 import { createSecureListener, Http2Sessions } from '../../src/http/secure.ts';
@@ -23,6 +24,7 @@ import { tempDir } from '../helpers/edge-process.ts';
 import { exchange, handshake, serialFor } from '../helpers/tls-client.ts';
 import { memoryLog } from '../helpers/memory-log.ts';
 import { requireTool } from '../helpers/tools.ts';
+import { captureClientHello } from '../hardening/lib/poke.ts';
 
 function limits(overrides: Record<string, string> = {}): Limits {
   const result = validateConfig({ limits: overrides, sites: [{ hosts: ['x.test'], upstream: 'http://127.0.0.1:1' }] }, 'test');
@@ -149,6 +151,46 @@ test('ALPN: h2 and http/1.1 on one port with tls.http2, http/1.1 only without', 
   assert.deepEqual(await httpsGet(h1.port, 'a.test', '/h1', false), { status: 200, body: '1.1 /h1' });
 });
 
+/** One HTTP/1.0 request on an open TLS socket; the answer is read until the server closes. */
+function http10(socket: TLSSocket, path: string, host: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(text));
+    socket.write(`GET ${path} HTTP/1.0\r\nHost: ${host}\r\n\r\n`);
+  });
+}
+
+test('ALPN http/1.0: offered next to h2 and http/1.1, served by the HTTP/1 path on both server kinds', async (t) => {
+  // Before, a client offering only http/1.0 (curl --http1.0) got a fatal no_application_protocol alert.
+  const { store } = await certs(t, ['ten.test']);
+  const h2 = await listen(t, { store, http2: true });
+  const h1 = await listen(t, { store, http2: false });
+  for (const port of [h2.port, h1.port]) {
+    const h = await handshake(port, { servername: 'ten.test', ALPNProtocols: ['http/1.0'] });
+    assert.equal(h.alpn, 'http/1.0');
+    const answer = await http10(h.socket, '/ten', 'ten.test');
+    assert.match(answer, /^HTTP\/1\.1 200 /);
+    assert.ok(answer.endsWith('\r\n\r\n1.0 /ten'), answer);
+    const prefer = await handshake(port, { servername: 'ten.test', ALPNProtocols: ['http/1.0', 'http/1.1'] });
+    assert.equal(prefer.alpn, 'http/1.1', 'the server\'s order: http/1.1 before http/1.0');
+    prefer.socket.destroy();
+    await assert.rejects(handshake(port, { servername: 'ten.test', ALPNProtocols: ['spdy/3'] }), /no application protocol|no_application_protocol/i);
+  }
+  const both = await handshake(h2.port, { servername: 'ten.test', ALPNProtocols: ['h2', 'http/1.1', 'http/1.0'] });
+  assert.equal(both.alpn, 'h2');
+  both.socket.destroy();
+});
+
+test('curl --http1.0 over TLS gets an answer', async (t) => {
+  if (!requireTool(t, 'curl')) return;
+  const { store } = await certs(t, ['curl.test']);
+  const { port } = await listen(t, { store, http2: true });
+  const out = await sh(`curl -sk --http1.0 --resolve curl.test:${port}:127.0.0.1 -w ' %{http_version} %{response_code}' https://curl.test:${port}/c`);
+  assert.equal(out.stdout, '1.0 /c 1.1 200', out.stderr);
+});
+
 test('h2 CONNECT is answered 405 and the listener keeps serving', async (t) => {
   // Through node:http2's compat layer this reached the HTTP/1.1 CONNECT handler with an h2
   // response instead of a socket, threw, and ended the process.
@@ -226,22 +268,57 @@ test('openssl s_client: each name its certificate, TLS 1.1 refused, 1.2 and 1.3 
   }
 });
 
+/**
+ * Writes `bytes` on a raw TCP connection, at once or one byte every `everyMs`; resolves with
+ * how long the server took to close it (the client gives up after `giveUpMs`).
+ */
+function closedAfter(port: number, bytes: Buffer, options: { everyMs?: number; giveUpMs?: number } = {}): Promise<number> {
+  return new Promise((resolve) => {
+    const started = Date.now();
+    let sent = 0;
+    const socket = netConnect({ port, host: '127.0.0.1' }, () => {
+      if (options.everyMs === undefined) socket.write(bytes);
+    });
+    const timer = setInterval(() => {
+      if (options.everyMs !== undefined && sent < bytes.length) socket.write(bytes.subarray(sent, ++sent));
+    }, options.everyMs ?? 1000);
+    const giveUp = setTimeout(() => socket.destroy(), options.giveUpMs ?? 6000);
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      clearInterval(timer);
+      clearTimeout(giveUp);
+      resolve(Date.now() - started);
+    });
+    socket.resume();
+  });
+}
+
 test('a connection that sends no ClientHello is closed at the header timeout', async (t) => {
   const { store } = await certs(t, ['slow.test']);
   const { port, tlsErrors } = await listen(t, { store, limits: limits({ header_timeout: '400ms' }) });
   for (const payload of [Buffer.alloc(0), Buffer.from([22, 3, 1, 2, 0, 1])]) {
-    const started = Date.now();
-    await new Promise<void>((resolve) => {
-      const socket = netConnect({ port, host: '127.0.0.1' }, () => socket.write(payload));
-      socket.on('error', () => {});
-      socket.on('close', () => resolve());
-      socket.resume();
-    });
-    const took = Date.now() - started;
+    const took = await closedAfter(port, payload);
     assert.ok(took >= 350 && took < 5000, `closed after ${took} ms`);
   }
   await new Promise((r) => setTimeout(r, 50));
   assert.deepEqual(tlsErrors, ['hello_timeout', 'hello_timeout']);
+});
+
+test('a ClientHello trickled one byte per 200 ms is cut at header_timeout from accept; an established session is not', async (t) => {
+  // Before, the guard was an idle timer that each byte restarted: such a client stayed for good.
+  const { store } = await certs(t, ['trickle.test']);
+  const { port, tlsErrors } = await listen(t, { store, limits: limits({ header_timeout: '1s' }) });
+  const session = await h2Session(port, 'trickle.test');
+  t.after(() => session.destroy());
+  const hello = await captureClientHello('trickle.test', ['h2', 'http/1.1']);
+  const took = await closedAfter(port, hello, { everyMs: 200 });
+  assert.ok(took >= 900 && took < 2000, `closed after ${took} ms (header_timeout 1 s)`);
+  // The whole ClientHello at once, then silence: the handshake itself runs into the same deadline.
+  const stall = await closedAfter(port, hello);
+  assert.ok(stall >= 900 && stall < 2000, `a stalled handshake closed after ${stall} ms`);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(tlsErrors, ['hello_timeout', 'ERR_TLS_HANDSHAKE_TIMEOUT']);
+  assert.deepEqual(await h2Get(session, '/later'), { status: 200, body: '2.0 /later' }, 'the session made before, older than header_timeout, still serves');
 });
 
 test('idle h2 sessions and idle HTTP/1.1 connections are closed after idle_timeout', async (t) => {
