@@ -6,7 +6,6 @@
 // http listeners, plus HTTP/2 settings. Requests go to the handlers the caller passes in.
 
 import { createServer as createHttpsServer } from 'node:https';
-import * as http from 'node:http';
 import { createSecureServer as createH2Server } from 'node:http2';
 import type { Http2SecureServer, ServerHttp2Session, Settings } from 'node:http2';
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
@@ -58,25 +57,15 @@ const MAX_HEADER_PAIRS = 200;
 /** HPACK counts 32 bytes of overhead per field; allow that for 64 fields over max_header_size. */
 const HPACK_FIELD_ALLOWANCE = 64 * 32;
 
-type SecureConnectionListener = (this: TlsServer, socket: TLSSocket) => void;
-
 /**
  * node:http2 starts an HTTP/2 session on every connection whose ALPN is not http/1.1 (or
- * absent), http/1.0 included. Its 'secureConnection' listener is wrapped so that an http/1.0
- * connection goes to node:http's connection listener instead, the one node:http2 itself
- * calls for HTTP/1.1 (allowHTTP1).
+ * absent), http/1.0 included; allowHTTP1 downgrades only those. An http/1.0 connection is
+ * labelled http/1.1 before node:http2's own listener sees it, so it takes that documented
+ * HTTP/1.x path (the request line still says HTTP/1.0, and node:http answers it as such).
  */
 function serveHttp10(server: Http2SecureServer): void {
-  const listeners = server.listeners('secureConnection') as SecureConnectionListener[];
-  const http1 = (http as unknown as { _connectionListener?: SecureConnectionListener })._connectionListener;
-  if (listeners.length !== 1 || typeof http1 !== 'function') {
-    // Fail at start-up, not on the first HTTP/1.0 client, if a future Node changes these.
-    throw new Error('node:http2 internals changed: cannot serve HTTP/1.0 chosen by ALPN');
-  }
-  const h2Listener = listeners[0]!;
-  server.removeListener('secureConnection', h2Listener);
-  server.on('secureConnection', function (this: TlsServer, socket: TLSSocket) {
-    (socket.alpnProtocol === 'http/1.0' ? http1 : h2Listener).call(this, socket);
+  server.prependListener('secureConnection', (socket: TLSSocket) => {
+    if (socket.alpnProtocol === 'http/1.0') socket.alpnProtocol = 'http/1.1';
   });
 }
 
