@@ -6,7 +6,7 @@ import { loadConfigFile } from './config.ts';
 import type { Config } from './config.ts';
 import { silentLog } from './log.ts';
 import { CertStore } from './tls/cert-store.ts';
-import { CertificateFiles } from './tls/cert-files.ts';
+import { CertificateFiles, certFileSettings } from './tls/cert-files.ts';
 import { checkUpstreamNames } from './upstream/resolver.ts';
 import { AcmeTransport } from './acme/transport.ts';
 
@@ -16,7 +16,7 @@ export type ConfigCheck = (config: Config) => Promise<string[]>;
 /** Every `tls.certificates` pair loads (parses, key matches, valid now) and `tls.certbot` can be read. */
 export const checkCertificates: ConfigCheck = async (config) => {
   const store = new CertStore({ unknownSni: config.tls.unknown_sni });
-  return new CertificateFiles({ store, log: silentLog }).load(config.tls);
+  return new CertificateFiles({ store, log: silentLog }).load(certFileSettings(config));
 };
 
 const DIRECTORY_TIMEOUT_MS = 10_000;

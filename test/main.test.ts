@@ -30,7 +30,7 @@ test('SIGHUP with a broken config: refused and logged, the running config keeps 
   const refusedEvent = await edge.waitForEvent((e) => e.event === 'reload_refused');
   assert.equal(refusedEvent.level, 'error');
   assert.equal(refusedEvent.code, 'CONFIG_INVALID');
-  assert.deepEqual(refusedEvent.errors, ['limits.idle_timeout (line 2): invalid duration "forever" (expected e.g. 15s, 2m, 30d)', 'sites (line 3): Too small: expected array to have >=1 items']);
+  assert.deepEqual(refusedEvent.problems, ['limits.idle_timeout (line 2): invalid duration "forever" (expected e.g. 15s, 2m, 30d)', 'sites (line 3): Too small: expected array to have >=1 items']);
   const res = await get(port, '/still');
   assert.equal(res.status, 301);
   assert.equal(res.headers.location, 'https://opam.test/still');
@@ -38,7 +38,7 @@ test('SIGHUP with a broken config: refused and logged, the running config keeps 
   // A YAML syntax error is refused the same way.
   edge.writeConfig('listen: [\n');
   edge.signal('SIGHUP');
-  await edge.waitForEvent((e) => e.event === 'reload_refused' && String(e.errors).includes('YAML'));
+  await edge.waitForEvent((e) => e.event === 'reload_refused' && String(e.problems).includes('YAML'));
   assert.equal((await get(port, '/')).status, 301);
 });
 
