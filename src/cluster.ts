@@ -75,6 +75,7 @@ export class Cluster {
   readonly #certs = new Map<string, CertSourceUpdate>();
   /** The config text each worker runs (it was started, or last reloaded, with). */
   readonly #texts = new Map<number, string>();
+  #reloading: Promise<void> = Promise.resolve();
   #text: string;
   #source: string;
   #count: number;
@@ -133,7 +134,11 @@ export class Cluster {
    * new config; only when none found a problem do all of them commit. Otherwise every one
    * rolls back and `reload_refused` lists every problem once.
    */
-  async reload(config: Config, text: string): Promise<void> {
+  reload(config: Config, text: string): Promise<void> {
+    return this.#oneAtATime(() => this.#reload(config, text));
+  }
+
+  async #reload(config: Config, text: string): Promise<void> {
     if (this.#stopping) return;
     const prepared = await this.edge.prepareReload(primaryView(config));
     const asked = [...this.#workers.values()].filter((w) => w.ready).map((w) => w.worker);
@@ -155,7 +160,16 @@ export class Cluster {
     await Promise.all(asked.map((worker) => this.#ask(worker, { t: 'commit' }, 'done')));
     for (const worker of asked) this.#texts.set(worker.id, text);
     // A worker started during the reload got the old text: it catches up now.
-    for (const { worker, ready } of this.#workers.values()) if (ready && this.#texts.get(worker.id) !== text) void this.#catchUp(worker);
+    for (const { worker, ready } of this.#workers.values()) if (ready && this.#texts.get(worker.id) !== text) void this.#oneAtATime(() => this.#catchUp(worker));
+  }
+
+  /**
+   * Reloads and catch-ups one after the other (a worker holds one prepared reload at a
+   * time). Never rejects: a failure is logged.
+   */
+  #oneAtATime(work: () => Promise<void>): Promise<void> {
+    this.#reloading = this.#reloading.then(work).catch((err: unknown) => this.#log.error('reload_failed', { error: String(err) }));
+    return this.#reloading;
   }
 
   /** Moves one worker to the current config (it started with an older one). */
@@ -212,7 +226,7 @@ export class Cluster {
           state.ready = true;
           state.addresses = message.addresses;
           this.#log.info('worker_ready', { worker: worker.id, worker_pid: worker.process.pid, ...message.addresses });
-          if (this.#texts.get(worker.id) !== this.#text) void this.#catchUp(worker);
+          if (this.#texts.get(worker.id) !== this.#text) void this.#oneAtATime(() => this.#catchUp(worker));
           resolve();
         } else if (message.t === 'failed') {
           reject(new Error(`worker ${worker.id}: ${message.error}`));

@@ -347,7 +347,6 @@ export class Edge {
     if (this.#state.stopping) return Promise.resolve(step(['stopping']));
     const previous = this.#state;
     let accessLog = previous.accessLog;
-    let retireUpstreams = async () => {};
     return prepareAll([
       async () => {
         if (config.access_log === previous.config.access_log && config.access_log_format === previous.config.access_log_format) return step([]);
@@ -366,7 +365,7 @@ export class Edge {
         step([], async () => {
           this.#warnPartial(config, previous.config);
           this.peers.setPeers(config.challenges.peers);
-          retireUpstreams = await this.upstreams.reload(config);
+          const retireUpstreams = await this.upstreams.reload(config);
           this.#state = this.#stateFor(config, accessLog, this.#state.stopping);
           for (const { server } of this.#http.listeners) applyLimits(server, config.limits);
           for (const { server } of this.#https.listeners) applySecureLimits(server, config.limits);

@@ -63,7 +63,8 @@ export async function run(configPath: string | null): Promise<number> {
       log.warn('reload_refused', { code: 'RELOAD_REFUSED', problems: ['the demo has no config file to reload'] });
     } else {
       const running = edge;
-      reloading = reloading.then(() => reload(running, configPath, log));
+      // Prepared steps do not fail on commit; should one all the same, the process carries on.
+      reloading = reloading.then(() => reload(running, configPath, log)).catch((err: unknown) => log.error('reload_failed', { error: String(err) }));
     }
   };
   const onUsr1 = () => edge?.reopenLogs();
