@@ -4,10 +4,13 @@
 // session ticket keys. Workers serve http and https. What a worker needs of the control
 // plane travels over the IPC channel:
 //   primary -> worker  init {config text, ticket keys, tokens, ACME certificates},
-//                      token (one change), certs (an ACME source), reload {config text},
-//                      reopen, stop {grace}, report {id, metrics?}
-//   worker -> primary  hello, ready {addresses}, failed {error}, reloaded {error?},
-//                      report {id, metrics JSON, challenge peers}
+//                      token (one change), certs (an ACME source), prepare {config text},
+//                      commit, rollback, reopen, stop {grace}, report {id, metrics?}
+//   worker -> primary  hello, ready {addresses}, failed {error}, prepared {problems},
+//                      done, report {id, metrics JSON, challenge peers}
+// A reload is decided once, by the primary: it prepares its own part, asks every worker to
+// prepare theirs (parse, read certificates, bind new addresses), then tells all of them to
+// commit, or, when anyone found a problem, to roll back (reload.ts).
 // The admin listener is the primary's; admin/cluster-admin.ts adds the workers to its answers
 // (report). Only these messages travel (prom-client's own cluster IPC is not used); both
 // sides ignore a message whose `t` they do not know.
@@ -21,6 +24,8 @@ import { parseConfig } from './config.ts';
 import type { Config } from './config.ts';
 import type { EventLog } from './log.ts';
 import { Edge } from './edge.ts';
+import { reloadProblems } from './reload.ts';
+import type { PreparedStep } from './reload.ts';
 import type { ChallengeChange } from './acme/challenges.ts';
 import type { CertSourceUpdate } from './tls/certificate.ts';
 import { EdgeMetrics } from './admin/metrics.ts';
@@ -31,7 +36,9 @@ type ToWorker =
   | { t: 'init'; text: string; source: string; ticketKeys: string; tokens: ChallengeChange[]; certs: CertSourceUpdate[] }
   | { t: 'token'; change: ChallengeChange }
   | { t: 'certs'; update: CertSourceUpdate }
-  | { t: 'reload'; text: string; source: string }
+  | { t: 'prepare'; text: string; source: string }
+  | { t: 'commit' }
+  | { t: 'rollback' }
   | { t: 'reopen' }
   | { t: 'stop'; graceMs: number }
   | ReportRequest;
@@ -40,7 +47,8 @@ type ToPrimary =
   | { t: 'hello' }
   | { t: 'ready'; addresses: { http: string[]; https: string[] } }
   | { t: 'failed'; error: string }
-  | { t: 'reloaded'; error?: string }
+  | { t: 'prepared'; problems: string[] }
+  | { t: 'done' }
   | Report;
 
 const RESTART_MIN_MS = 1000;
@@ -66,6 +74,9 @@ export class Cluster {
   readonly #workers = new Map<number, WorkerState>();
   /** The latest ACME certificates by source id, replayed to every new worker. */
   readonly #certs = new Map<string, CertSourceUpdate>();
+  /** The config text each worker runs (it was started, or last reloaded, with). */
+  readonly #texts = new Map<number, string>();
+  #reloading: Promise<void> = Promise.resolve();
   #text: string;
   #source: string;
   #count: number;
@@ -119,21 +130,57 @@ export class Cluster {
     return [...this.#workers.values()].filter((w) => w.ready).length;
   }
 
-  /** Reloads the control plane, then every worker with the same config text. */
-  async reload(config: Config, text: string): Promise<void> {
+  /**
+   * All or nothing, for the whole node: the control plane and every worker prepare the
+   * new config; only when none found a problem do all of them commit. Otherwise every one
+   * rolls back and `reload_refused` lists every problem once.
+   */
+  reload(config: Config, text: string, checked: readonly string[] = []): Promise<void> {
+    return this.#oneAtATime(() => this.#reload(config, text, checked));
+  }
+
+  async #reload(config: Config, text: string, checked: readonly string[]): Promise<void> {
     if (this.#stopping) return;
+    const prepared = await this.edge.prepareReload(primaryView(config));
+    const asked = [...this.#workers.values()].filter((w) => w.ready).map((w) => w.worker);
+    const answers = await Promise.all(asked.map((worker) => this.#ask(worker, { t: 'prepare', text, source: config.source }, 'prepared')));
+    const problems = reloadProblems(checked, [...prepared.problems, ...answers.flatMap((a) => (a.t === 'prepared' ? a.problems : []))]);
+    if (problems.length > 0) {
+      await Promise.all(asked.map((worker) => this.#ask(worker, { t: 'rollback' }, 'done')));
+      await prepared.rollback();
+      this.#log.error('reload_refused', { code: 'RELOAD_REFUSED', source: config.source, problems });
+      return;
+    }
     if (config.workers !== this.#count) {
       this.#log.warn('reload_partial', { key: 'workers', message: `running ${this.#count} workers; restart to run ${config.workers}` });
     }
-    await this.edge.reload(primaryView(config));
+    await prepared.commit();
     this.#config = config;
     this.#text = text;
     this.#source = config.source;
-    const results = await Promise.all(
-      [...this.#workers.values()].filter((w) => w.ready).map((w) => this.#ask(w.worker, { t: 'reload', text, source: config.source }, 'reloaded')),
-    );
-    const errors = results.map((r) => (r as { error?: string }).error).filter((e): e is string => !!e);
-    if (errors.length > 0) this.#log.error('reload_refused', { role: 'worker', errors });
+    await Promise.all(asked.map((worker) => this.#ask(worker, { t: 'commit' }, 'done')));
+    for (const worker of asked) this.#texts.set(worker.id, text);
+    // A worker started during the reload got the old text: it catches up now.
+    for (const { worker, ready } of this.#workers.values()) if (ready && this.#texts.get(worker.id) !== text) void this.#oneAtATime(() => this.#catchUp(worker));
+  }
+
+  /**
+   * Reloads and catch-ups one after the other (a worker holds one prepared reload at a
+   * time). Never rejects: a failure is logged.
+   */
+  #oneAtATime(work: () => Promise<void>): Promise<void> {
+    this.#reloading = this.#reloading.then(work).catch((err: unknown) => this.#log.error('reload_failed', { error: String(err) }));
+    return this.#reloading;
+  }
+
+  /** Moves one worker to the current config (it started with an older one). */
+  async #catchUp(worker: Worker): Promise<void> {
+    const text = this.#text;
+    const answer = await this.#ask(worker, { t: 'prepare', text, source: this.#source }, 'prepared');
+    const problems = answer.t === 'prepared' ? answer.problems : [];
+    await this.#ask(worker, { t: problems.length > 0 ? 'rollback' : 'commit' }, 'done');
+    if (problems.length > 0) this.#log.error('worker_reload_failed', { worker: worker.id, worker_pid: worker.process.pid, problems });
+    else this.#texts.set(worker.id, text);
   }
 
   reopenLogs(): void {
@@ -167,6 +214,7 @@ export class Cluster {
     return new Promise<void>((resolve, reject) => {
       worker.on('message', (message: ToPrimary) => {
         if (message.t === 'hello') {
+          this.#texts.set(worker.id, this.#text);
           send(worker, {
             t: 'init',
             text: this.#text,
@@ -179,6 +227,7 @@ export class Cluster {
           state.ready = true;
           state.addresses = message.addresses;
           this.#log.info('worker_ready', { worker: worker.id, worker_pid: worker.process.pid, ...message.addresses });
+          if (this.#texts.get(worker.id) !== this.#text) void this.#oneAtATime(() => this.#catchUp(worker));
           resolve();
         } else if (message.t === 'failed') {
           reject(new Error(`worker ${worker.id}: ${message.error}`));
@@ -186,6 +235,7 @@ export class Cluster {
       });
       worker.once('exit', (code, signal) => {
         this.#workers.delete(worker.id);
+        this.#texts.delete(worker.id);
         this.#admin.workerExited(worker.id);
         if (!state.ready) reject(new Error(`worker ${worker.id} exited while starting (${signal ?? code})`));
         if (this.#stopping || !state.ready) return;
@@ -216,7 +266,8 @@ export class Cluster {
         worker.off('exit', onExit);
         resolve(m);
       };
-      const onExit = () => resolve({ t: 'reloaded', error: `worker ${worker.id} exited` });
+      // A worker that died is replaced with the config the primary settles on: not a problem of this reload.
+      const onExit = () => resolve(reply === 'prepared' ? { t: 'prepared', problems: [] } : { t: 'done' });
       worker.on('message', onMessage);
       worker.once('exit', onExit);
       send(worker, message);
@@ -243,6 +294,8 @@ export function runWorker(log: EventLog): Promise<number> {
     let edge: Edge | null = null;
     let metrics: EdgeMetrics | null = null;
     let stopping: Promise<void> | null = null;
+    /** A reload prepared here, waiting for the primary's commit or rollback. */
+    let pending: PreparedStep | null = null;
     const stop = (graceMs: number) => {
       stopping ??= (edge?.stop(graceMs) ?? Promise.resolve()).then(() => resolveExit(0));
     };
@@ -280,18 +333,19 @@ export function runWorker(log: EventLog): Promise<number> {
         case 'certs':
           edge?.certificates.setSource(message.update.id, message.update.source, message.update.pairs);
           return;
-        case 'reload': {
+        case 'prepare': {
           const parsed = parseConfig(message.text, message.source);
-          let error: string | undefined;
-          if (!parsed.ok) error = parsed.errors.join('; ');
-          else {
-            try {
-              await edge?.reload(workerView(parsed.config));
-            } catch (err) {
-              error = (err as Error).message;
-            }
-          }
-          send(process, { t: 'reloaded', ...(error ? { error } : {}) });
+          pending = parsed.ok && edge ? await edge.prepareReload(workerView(parsed.config)) : null;
+          const problems = parsed.ok ? (pending?.problems ?? ['the worker has not started']) : parsed.errors;
+          send(process, { t: 'prepared', problems: [...problems] });
+          return;
+        }
+        case 'commit':
+        case 'rollback': {
+          const step = pending;
+          pending = null;
+          await (message.t === 'commit' ? step?.commit() : step?.rollback());
+          send(process, { t: 'done' });
           return;
         }
         case 'reopen':

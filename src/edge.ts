@@ -15,11 +15,14 @@ import type { ChallengeSource } from './http/plain.ts';
 import { applyLimits, ConnectionTracker, ListenerGroup, onClientError, onConnectRequest, serverOptions } from './http/listeners.ts';
 import { applySecureLimits, createSecureListener, Http2Sessions } from './http/secure.ts';
 import { CertStore } from './tls/cert-store.ts';
-import { CertificateFiles } from './tls/cert-files.ts';
+import { CertificateFiles, certFileSettings } from './tls/cert-files.ts';
 import type { CertificateSink, CertSourceUpdate } from './tls/certificate.ts';
 import { EdgeError } from './errors.ts';
 import { Upstreams } from './upstream/upstreams.ts';
 import { AcmeManager } from './acme/manager.ts';
+import { acmeProblems } from './acme/preflight.ts';
+import { prepareAll, reloadProblems, step } from './reload.ts';
+import type { PreparedStep } from './reload.ts';
 import type { AcmeDeps } from './acme/manager.ts';
 import { createAdminHandler, healthRoute, metricsRoute, renewRoute, statusRoutes } from './admin/admin.ts';
 import type { AdminRoute } from './admin/admin.ts';
@@ -182,7 +185,7 @@ export class Edge {
     const edge = new Edge(config, deps);
     try {
       // A configured certificate that does not load stops the start before any port is bound.
-      const problems = await edge.#certFiles.load(config.tls);
+      const problems = await edge.#certFiles.load(certFileSettings(config));
       if (problems.length > 0) throw new EdgeError('CERT_INVALID', problems.join('; '));
       for (const { id, source, pairs } of deps.initialCertificates ?? []) edge.certificates.setSource(id, source, pairs);
       if (config.listen.https.length > 0 && config.acme === null && edge.certificates.certificates().length === 0) {
@@ -305,8 +308,7 @@ export class Edge {
 
   /** ACME settings changed: the old loop stops, a new one starts from the stored state. */
   async #reloadAcme(config: Config): Promise<void> {
-    if (!this.#acmeEnabled) return;
-    if (this.#acme?.matches(config) || (!this.#acme && !config.acme)) return;
+    if (!this.#acmeChanges(config)) return;
     const previous = this.#acme;
     this.#acme = null;
     await previous?.stop();
@@ -318,67 +320,84 @@ export class Edge {
     }
   }
 
+  #acmeChanges(config: Config): boolean {
+    if (!this.#acmeEnabled) return false;
+    return !(this.#acme?.matches(config) || (!this.#acme && !config.acme));
+  }
+
   /** TLS handshakes that failed (bad versions, scanners, unknown names with reject). */
   get tlsClientErrors(): number {
     return this.#tlsClientErrors;
   }
 
   /**
-   * Moves to a new config without dropping connections, and re-reads every certificate
-   * file. Listeners are synced first; if one cannot be bound the reload is refused and the
-   * running config stays. A certificate that does not load is logged and the one serving
-   * from the same file keeps serving.
+   * Moves to a new config without dropping connections, all or nothing: when anything
+   * start-up would refuse is wrong (a certificate file, a listen address, the ACME
+   * settings, the access log), nothing changes, `reload_refused` lists every problem and
+   * they are returned. Otherwise every certificate file is re-read and the config applied.
+   * `checked`: what the config check (check.ts) found, with key paths and lines.
    */
-  async reload(config: Config): Promise<void> {
-    if (this.#state.stopping) return;
-    const previous = this.#state;
-    const sameLog = config.access_log === previous.config.access_log && config.access_log_format === previous.config.access_log_format;
-    // Every step that can fail comes first; a failure leaves the running state untouched.
-    const accessLog = sameLog ? previous.accessLog : createAccessLog(config.access_log, config.access_log_format, this.#log);
-    let closeRemovedHttp: () => Promise<void>;
-    let closeRemovedHttps: () => Promise<void>;
-    let closeRemovedAdmin: () => Promise<void>;
-    try {
-      closeRemovedHttp = await this.#http.sync(config.listen.http);
-      try {
-        closeRemovedHttps = await this.#https.sync(config.listen.https);
-        try {
-          closeRemovedAdmin = await this.#admin.sync(config.admin ? [config.admin] : []);
-        } catch (err) {
-          await (await this.#https.sync(previous.config.listen.https))();
-          throw err;
-        }
-      } catch (err) {
-        // Unbind the http addresses this reload added: the running config stays whole.
-        await (await this.#http.sync(previous.config.listen.http))();
-        throw err;
-      }
-    } catch (err) {
-      if (!sameLog) await accessLog.close();
-      throw err;
+  async reload(config: Config, checked: readonly string[] = []): Promise<string[]> {
+    const prepared = await this.prepareReload(config);
+    const problems = reloadProblems(checked, prepared.problems);
+    if (problems.length > 0) {
+      await prepared.rollback();
+      this.#log.error('reload_refused', { code: 'RELOAD_REFUSED', source: config.source, problems });
+      return problems;
     }
-    this.peers.setPeers(config.challenges.peers);
+    await prepared.commit();
+    return [];
+  }
+
+  /**
+   * The first phase of reload(): everything is read, checked and bound, nothing that
+   * serves is changed. The caller commits or rolls back (a cluster primary does so once
+   * every worker has prepared too).
+   */
+  prepareReload(config: Config): Promise<PreparedStep> {
+    if (this.#state.stopping) return Promise.resolve(step(['stopping']));
+    const previous = this.#state;
+    let accessLog = previous.accessLog;
+    return prepareAll([
+      async () => {
+        if (config.access_log === previous.config.access_log && config.access_log_format === previous.config.access_log_format) return step([]);
+        const created = openAccessLog(config, this.#log);
+        if (typeof created === 'string') return step([created]);
+        accessLog = created;
+        return { problems: [], commit: async () => {}, rollback: () => created.close() };
+      },
+      () => this.#http.prepare(config.listen.http),
+      () => this.#https.prepare(config.listen.https),
+      () => this.#admin.prepare(config.admin ? [config.admin] : []),
+      () => this.#certFiles.prepare(certFileSettings(config)).then((files) => step(files.problems, files.commit)),
+      async () => step(this.#acmeChanges(config) ? await acmeProblems(config, this.#log) : []),
+      // Applied last, once the listeners and certificates above are committed.
+      async () =>
+        step([], async () => {
+          this.#warnPartial(config, previous.config);
+          this.peers.setPeers(config.challenges.peers);
+          const retireUpstreams = await this.upstreams.reload(config);
+          this.#state = this.#stateFor(config, accessLog, this.#state.stopping);
+          for (const { server } of this.#http.listeners) applyLimits(server, config.limits);
+          for (const { server } of this.#https.listeners) applySecureLimits(server, config.limits);
+          this.certificates.setUnknownSni(config.tls.unknown_sni);
+          await this.#reloadAcme(config);
+          await retireUpstreams();
+          if (accessLog !== previous.accessLog) await previous.accessLog.close();
+          else accessLog.reopen();
+          this.#log.info('reloaded', { source: config.source });
+        }),
+    ]);
+  }
+
+  /** Settings a reload cannot apply to what is already running. */
+  #warnPartial(config: Config, previous: Config): void {
     if (config.admin && !this.metrics && this.#deps.metrics === undefined) {
       this.#log.warn('reload_partial', { key: 'admin', message: 'metrics are recorded only when admin is set at start: /metrics answers 503 until a restart' });
     }
-    if (config.tls.http2 !== previous.config.tls.http2 && this.#https.listeners.length > 0) {
+    if (config.tls.http2 !== previous.tls.http2 && this.#https.listeners.length > 0) {
       this.#log.warn('reload_partial', { key: 'tls.http2', message: 'applies to https addresses bound from now on; restart to change the bound ones' });
     }
-    const retireUpstreams = await this.upstreams.reload(config);
-    this.#state = this.#stateFor(config, accessLog, false);
-    for (const { server } of this.#http.listeners) applyLimits(server, config.limits);
-    for (const { server } of this.#https.listeners) applySecureLimits(server, config.limits);
-    this.certificates.setUnknownSni(config.tls.unknown_sni);
-    const problems = await this.#certFiles.load(config.tls);
-    if (problems.length > 0) this.#log.warn('reload_certificate_problems', { problems });
-    await closeRemovedHttp();
-    await closeRemovedHttps();
-    await closeRemovedAdmin();
-    await this.#reloadAcme(config);
-    await retireUpstreams();
-    if (accessLog !== previous.accessLog) await previous.accessLog.close();
-    else accessLog.reopen();
-    this.#log.info('reloaded', { source: config.source });
   }
 
   /** Routes read the upstreams' targets: build them once the upstreams know the config. */
@@ -435,6 +454,15 @@ export class Edge {
     await this.peers.close();
     await this.#state.accessLog.close();
     this.#log.info('stopped', { drained });
+  }
+}
+
+/** The access log a reload switches to, or why it cannot be opened. */
+function openAccessLog(config: Config, log: EventLog): AccessLog | string {
+  try {
+    return createAccessLog(config.access_log, config.access_log_format, log);
+  } catch (err) {
+    return `access_log: cannot open ${config.access_log} (${(err as NodeJS.ErrnoException).code ?? String(err)})`;
   }
 }
 

@@ -33,6 +33,7 @@ export const ERRORS = {
 
   // Control plane: logged as events, never an HTTP answer.
   CONFIG_INVALID: { status: 0, message: 'the configuration is invalid' },
+  RELOAD_REFUSED: { status: 0, message: 'a reload was refused: the running config stays' },
   CERT_INVALID: { status: 0, message: 'a certificate/key pair was refused' },
   LISTEN_FAILED: { status: 0, message: 'a listener could not be bound' },
   PEER_FORWARD_FAILED: { status: 0, message: 'a challenge peer did not answer' },

@@ -1,6 +1,6 @@
 // The process: load the config, start the edge (or, with `workers` > 1, a cluster primary
 // whose workers run the edges), and turn signals into reload and stop.
-//   SIGHUP           reload config and certificates; an invalid config is refused, logged
+//   SIGHUP           reload config and certificates, all or nothing (edge.ts, reload.ts)
 //   SIGTERM, SIGINT  graceful stop (stop accepting, finish in flight, up to 30 s), exit 0
 //   SIGUSR1          reopen the access log file (after logrotate), as nginx does
 
@@ -17,13 +17,13 @@ import { checkConfig, formatProblem } from './check.ts';
 
 /** What signals act on: one Edge, or a cluster primary and its workers. */
 type Runtime = {
-  reload(config: Config, text: string): Promise<void>;
+  reload(config: Config, text: string, checked: readonly string[]): Promise<void>;
   stop(graceMs: number): Promise<void>;
   reopenLogs(): void;
 };
 
 function single(edge: Edge): Runtime {
-  return { reload: (config) => edge.reload(config), stop: (grace) => edge.stop(grace), reopenLogs: () => edge.reopenLogs() };
+  return { reload: async (config, _text, checked) => void (await edge.reload(config, checked)), stop: (grace) => edge.stop(grace), reopenLogs: () => edge.reopenLogs() };
 }
 
 /** $OPAM_EDGE_CONFIG, else ./opam-edge.yaml when it exists, else null (the local demo). */
@@ -59,12 +59,13 @@ export async function run(configPath: string | null): Promise<number> {
   };
   const onHup = () => {
     if (edge === null || stopRequested) {
-      log.warn('reload_refused', { reason: edge === null ? 'still starting' : 'stopping' });
+      log.warn('reload_refused', { code: 'RELOAD_REFUSED', problems: [edge === null ? 'still starting' : 'stopping'] });
     } else if (configPath === null) {
-      log.warn('reload_refused', { reason: 'the demo has no config file to reload' });
+      log.warn('reload_refused', { code: 'RELOAD_REFUSED', problems: ['the demo has no config file to reload'] });
     } else {
       const running = edge;
-      reloading = reloading.then(() => reload(running, configPath, log));
+      // Prepared steps do not fail on commit; should one all the same, the process carries on.
+      reloading = reloading.then(() => reload(running, configPath, log)).catch((err: unknown) => log.error('reload_failed', { error: String(err) }));
     }
   };
   const onUsr1 = () => edge?.reopenLogs();
@@ -133,18 +134,19 @@ export async function run(configPath: string | null): Promise<number> {
   return code;
 }
 
+/** Reads the file and hands it over; the runtime logs `reloaded` or `reload_refused` itself. */
 async function reload(edge: Runtime, configPath: string, log: EventLog): Promise<void> {
   log.info('reload_requested', { source: configPath });
   const loaded = await loadConfigFile(configPath);
   if (!loaded.ok) {
-    log.error('reload_refused', { code: 'CONFIG_INVALID', source: configPath, errors: loaded.errors });
+    log.error('reload_refused', { code: 'CONFIG_INVALID', source: configPath, problems: loaded.errors });
     return;
   }
-  try {
-    await edge.reload(loaded.config, loaded.text ?? '');
-  } catch (err) {
-    log.error('reload_refused', { source: configPath, error: (err as Error).message });
-  }
+  // The checks start-up makes, with key paths and lines; the runtime adds what only
+  // preparing finds (a listen address that does not bind) and refuses or applies it whole.
+  const checked = await checkConfig(loaded.config, { resolve: false });
+  for (const w of checked.warnings) log.warn('config_warning', { path: w.path, line: w.line, message: w.message });
+  await edge.reload(loaded.config, loaded.text ?? '', checked.problems.map((p) => formatProblem(p)));
 }
 
 function printDemoBanner(edge: Edge, log: EventLog): void {

@@ -5,7 +5,10 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { checkConfig } from '../src/check.ts';
 import { parse } from 'yaml';
 import { parseConfig } from '../src/config.ts';
 import type { Config } from '../src/config.ts';
@@ -58,6 +61,20 @@ test('the example configs pass the real validation and are the seed two nodes', 
     assert.equal(c.admin?.text, '127.0.0.1:9145');
     assert.deepEqual(c.listen.http.map((l) => l.text), ['[::]:80']);
     assert.deepEqual(c.listen.https.map((l) => l.text), ['[::]:443']);
+  }
+});
+
+test('the example config on a fresh host (an empty letsencrypt volume) passes the certificate check: acme provides meanwhile', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'opam-edge-deploy-'));
+  try {
+    const c = example(4);
+    const fresh = { ...c, tls: { ...c.tls, certbot: dir } } as Config;
+    assert.deepEqual((await checkConfig(fresh, { resolve: false })).problems, []);
+    const [problem] = (await checkConfig({ ...fresh, acme: null } as Config, { resolve: false })).problems;
+    assert.equal(problem?.path, 'tls.certbot');
+    assert.match(problem?.message ?? '', /\/live does not exist, and neither acme nor tls\.certificates provides a certificate/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 
@@ -157,6 +174,26 @@ test('the playbook deploys the stack file and the node configs, without nginx or
   assert.match(main.vars.opam_edge_config, /\/\.\.\/examples\/\{\{ inventory_hostname_short \}\}\.yaml$/);
   assert.match(read('deploy/ansible/inventory'), /^opam-4\.ocaml\.org$/m);
   assert.match(read('deploy/ansible/inventory'), /^opam-5\.ocaml\.org$/m);
+});
+
+test("certbot's keys are readable by a dedicated group only, the one the container runs with (not gid 1000)", () => {
+  const plays = yaml('deploy/ansible/playbook.yml') as unknown as Record<string, any>[];
+  const main = plays[1]!;
+  const tasks = main.tasks as Record<string, any>[];
+  assert.equal(main.vars.opam_edge_group, 'opam-edge');
+  const gid = Number(main.vars.opam_edge_gid);
+  assert.ok(gid >= 10_000, 'a fixed gid away from the human users\' range (1000 and up)');
+  const group = tasks.find((t) => t['ansible.builtin.group'])?.['ansible.builtin.group'];
+  assert.deepEqual(group, { name: '{{ opam_edge_group }}', gid: '{{ opam_edge_gid }}', system: true });
+  const access = tasks.find((t) => t['ansible.builtin.file']?.recurse === true)!;
+  const order = tasks.map((t) => t.name);
+  assert.ok(order.indexOf(access.name) > order.findIndex((n) => /create the group/.test(n)), 'the group exists before it is used');
+  assert.equal(access['ansible.builtin.file'].group, '{{ opam_edge_group }}');
+  assert.equal(access['ansible.builtin.file'].mode, 'g+rX,g-w,o-rwx', 'keys 0640, directories 0750, nothing for others');
+  assert.deepEqual(access.loop, ['live', 'archive']);
+  // The container runs as the image's user (uid 1000, Dockerfile USER node) with that group.
+  for (const file of ['deploy/stack.yml', 'deploy/compose.yml']) assert.equal(yaml(file).services['opam-edge'].user, `1000:${gid}`, file);
+  assert.doesNotMatch(JSON.stringify(tasks), /"group":\s*"?1000"?[,}]/);
 });
 
 test('the rollback stack is the seed one: nginx and opam_live', () => {

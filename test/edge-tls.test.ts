@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { connect as h2Connect } from 'node:http2';
 import { validateConfig } from '../src/config.ts';
 import type { Config } from '../src/config.ts';
@@ -18,9 +19,11 @@ import { memoryLog } from './helpers/memory-log.ts';
 import { startOrigin } from './helpers/origin.ts';
 import { h2RawRequest } from './helpers/h2-raw.ts';
 import type { RawField } from './helpers/h2-raw.ts';
+import { certbotTree } from './helpers/certbot-tree.ts';
+import { until } from './helpers/until.ts';
 
-function config(tls: Record<string, unknown>, listen = { http: ['127.0.0.1:0'], https: ['127.0.0.1:0'] }): Config {
-  const result = validateConfig({ listen, tls, access_log: 'off', sites: [{ hosts: ['e.test'], upstream: 'http://127.0.0.1:1' }] }, 'test');
+function config(tls: Record<string, unknown>, listen = { http: ['127.0.0.1:0'], https: ['127.0.0.1:0'] }, more: Record<string, unknown> = {}): Config {
+  const result = validateConfig({ listen, tls, access_log: 'off', sites: [{ hosts: ['e.test'], upstream: 'http://127.0.0.1:1' }], ...more }, 'test');
   assert.ok(result.ok, !result.ok ? result.errors.join('\n') : '');
   return result.config;
 }
@@ -49,6 +52,33 @@ test('a certificate/key pair that does not load stops the start before any port 
     { path: 'tls.certificates[0].key', message: `${other.keyPath}: does not match tls.certificates[0].cert` },
   ]);
   assert.deepEqual(await checkConfig(config({ certificates: [{ cert: good.certPath, key: good.keyPath }] }), { resolve: false }), { problems: [], warnings: [] });
+});
+
+test('a missing tls.certbot directory: a warning when acme is set, served once certbot creates it; refused when nothing else provides', async (t) => {
+  const d = dir(t);
+  const root = join(d, 'letsencrypt');
+  const acme = { directory: 'https://127.0.0.1:1/directory', storage: join(d, 'storage') };
+  const { log, named } = memoryLog();
+  // ACME is configured but not started here: no order leaves the machine.
+  const edge = await Edge.start(config({ certbot: root }, undefined, { acme }), { log, startAcme: false, certWatchIntervalMs: 50 });
+  t.after(() => edge.stop(1000));
+  const warning = named('certificate_dir_missing');
+  assert.equal(warning.length, 1);
+  assert.equal(warning[0]!.level, 'warn');
+  assert.equal(warning[0]!.key, 'tls.certbot');
+  const issued = await makeCert({ names: ['e.test'], dir: d, stem: 'certbot' });
+  certbotTree(root).issue('e.test', issued);
+  await until(() => edge.certificates.certificates().length === 1, 5000, 'the certbot lineage to be picked up');
+  assert.equal(await serialFor(edge.ports.https[0]!, 'e.test'), issued.serial);
+
+  const alone = memoryLog();
+  await assert.rejects(Edge.start(config({ certbot: join(d, 'nowhere') }), { log: alone.log }), (err: unknown) => {
+    assert.ok(err instanceof EdgeError);
+    assert.equal(err.code, 'CERT_INVALID');
+    assert.match(err.message, /tls\.certbot: cannot read .*nowhere\/live \(ENOENT\); nothing else provides a certificate/);
+    return true;
+  });
+  assert.deepEqual(alone.named('listening'), []);
 });
 
 test('https listeners serve the configured certificate, h2 and http/1.1; the store takes ACME certificates', async (t) => {

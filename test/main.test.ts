@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import { startEdgeProcess, tempDir } from './helpers/edge-process.ts';
 import { get } from './helpers/edge-in-process.ts';
 import { refused } from './helpers/refused.ts';
+import { makeCert } from './helpers/certs.ts';
+import { serialFor } from './helpers/tls-client.ts';
 
 const TOKEN = 'mainTestToken_123';
 const site = { hosts: ['opam.test'], upstream: 'http://127.0.0.1:9' };
@@ -30,7 +32,7 @@ test('SIGHUP with a broken config: refused and logged, the running config keeps 
   const refusedEvent = await edge.waitForEvent((e) => e.event === 'reload_refused');
   assert.equal(refusedEvent.level, 'error');
   assert.equal(refusedEvent.code, 'CONFIG_INVALID');
-  assert.deepEqual(refusedEvent.errors, ['limits.idle_timeout (line 2): invalid duration "forever" (expected e.g. 15s, 2m, 30d)', 'sites (line 3): Too small: expected array to have >=1 items']);
+  assert.deepEqual(refusedEvent.problems, ['limits.idle_timeout (line 2): invalid duration "forever" (expected e.g. 15s, 2m, 30d)', 'sites (line 3): Too small: expected array to have >=1 items']);
   const res = await get(port, '/still');
   assert.equal(res.status, 301);
   assert.equal(res.headers.location, 'https://opam.test/still');
@@ -38,8 +40,44 @@ test('SIGHUP with a broken config: refused and logged, the running config keeps 
   // A YAML syntax error is refused the same way.
   edge.writeConfig('listen: [\n');
   edge.signal('SIGHUP');
-  await edge.waitForEvent((e) => e.event === 'reload_refused' && String(e.errors).includes('YAML'));
+  await edge.waitForEvent((e) => e.event === 'reload_refused' && String(e.problems).includes('YAML'));
   assert.equal((await get(port, '/')).status, 301);
+});
+
+test('SIGHUP with a certificate path typo or an unreadable config file: refused, the old certificate keeps serving (issue 13)', async (t) => {
+  const dir = tempDir();
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const cert = await makeCert({ names: ['opam.test'], dir });
+  const config = { listen: { http: ['127.0.0.1:0'], https: ['127.0.0.1:0'] }, tls: { certificates: [{ cert: cert.certPath, key: cert.keyPath }] }, access_log: 'off', sites: [site] };
+  const edge = await startEdgeProcess(config);
+  t.after(() => edge.stop());
+  const https = edge.ports.https![0]!;
+  const refusal = async (problem: RegExp) => {
+    const from = edge.events.length;
+    edge.signal('SIGHUP');
+    const event = await edge.waitForEvent((e) => e.event === 'reload_refused' && edge.events.indexOf(e) >= from);
+    assert.equal(event.level, 'error');
+    assert.equal((event.problems as string[]).length, 1, String(event.problems));
+    assert.match((event.problems as string[])[0]!, problem);
+    assert.equal(await serialFor(https, 'opam.test'), cert.serial);
+    assert.deepEqual(edge.events.slice(from).filter((e) => ['reloaded', 'certificate_removed', 'reload_certificate_problems'].includes(e.event)), []);
+    return event;
+  };
+  const typo = join(dir, 'fullchian.pem');
+  edge.writeConfig({ ...config, tls: { certificates: [{ cert: typo, key: cert.keyPath }] } });
+  // As `check` says it: key path and line (issue 13, point 1 and 2), once.
+  assert.equal((await refusal(/^tls\.certificates\[0\]\.cert \(line \d+\): cannot read .*fullchian\.pem: no such file$/)).code, 'RELOAD_REFUSED');
+  // The config file itself: gone, or not a file (root reads any mode, so no chmod test).
+  rmSync(edge.configPath);
+  assert.equal((await refusal(/cannot read the config file \(ENOENT\)$/)).code, 'CONFIG_INVALID');
+  mkdirSync(edge.configPath);
+  await refusal(/cannot read the config file \(EISDIR\)$/);
+  rmSync(edge.configPath, { recursive: true });
+  edge.writeConfig(config);
+  edge.signal('SIGHUP');
+  await edge.waitForEvent((e) => e.event === 'reloaded');
+  assert.equal(await serialFor(https, 'opam.test'), cert.serial);
+  assert.equal(edge.events.filter((e) => e.event === 'listening').length, 2, 'no listener was bound or unbound');
 });
 
 test('SIGHUP with a good config: a new webroot and a new http address take effect', async (t) => {

@@ -3,7 +3,6 @@
 // ChallengeStore, so it can live in the process that serves requests or in a primary
 // that broadcasts both to its workers.
 
-import { readFile } from 'node:fs/promises';
 import type { Config } from '../config.ts';
 import { EdgeError } from '../errors.ts';
 import { isIpLiteral, isWildcard } from '../host-name.ts';
@@ -14,7 +13,8 @@ import { AcmeIssuer } from './issuer.ts';
 import type { AcmeIssuerOptions, CertificateIssuer } from './issuer.ts';
 import { Renewer } from './renewer.ts';
 import type { Clock } from './renewer.ts';
-import { AcmeStorage } from './storage.ts';
+import type { AcmeStorage } from './storage.ts';
+import { openStorage, readCaBundle } from './preflight.ts';
 
 export type AcmeDeps = {
   sink: CertificateSink;
@@ -59,20 +59,12 @@ export class AcmeManager {
   static async start(config: Config, deps: AcmeDeps): Promise<AcmeManager> {
     const acme = config.acme;
     if (!acme) throw new EdgeError('ACME_START_FAILED', 'no acme section');
-    let caBundle: string | null = null;
-    if (acme.ca_bundle) {
-      try {
-        caBundle = await readFile(acme.ca_bundle, 'utf8');
-      } catch (err) {
-        throw new EdgeError('ACME_START_FAILED', `acme.ca_bundle: cannot read ${acme.ca_bundle} (${(err as NodeJS.ErrnoException).code ?? err})`, { cause: err });
-      }
-    }
-    const storage = new AcmeStorage(acme.storage, deps.log);
-    try {
-      await storage.init();
-    } catch (err) {
-      throw new EdgeError('ACME_START_FAILED', `acme.storage: cannot use ${acme.storage} (${(err as NodeJS.ErrnoException).code ?? err})`, { cause: err });
-    }
+    const bundle = await readCaBundle(acme);
+    if ('problem' in bundle) throw new EdgeError('ACME_START_FAILED', bundle.problem);
+    const opened = await openStorage(acme, deps.log);
+    if ('problem' in opened) throw new EdgeError('ACME_START_FAILED', opened.problem);
+    const { caBundle } = bundle;
+    const { storage } = opened;
     const issuer = new AcmeIssuer({
       directory: acme.directory,
       email: acme.email,

@@ -13,10 +13,15 @@
 //
 // A pair that cannot be read or is refused never replaces the one serving from the same
 // origin: the previous certificate keeps serving, and the refusal is logged.
+//
+// A certbot directory that does not exist yet (a fresh host, before certbot's first run)
+// is only a warning when acme or tls.certificates can provide certificates meanwhile; the
+// poll picks the lineages up once it appears.
 
 import { readFile, readdir, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { CertificateSink, CertRefusal, PemPair } from './certificate.ts';
+import type { CertRefusal, PemPair } from './certificate.ts';
+import type { CertStore } from './cert-store.ts';
 import type { EventLog } from '../log.ts';
 
 export const DEFAULT_WATCH_INTERVAL_MS = 2000;
@@ -26,19 +31,45 @@ const MAX_PEM_BYTES = 1024 * 1024;
 export type CertFileSettings = {
   readonly certificates: readonly { readonly cert: string; readonly key: string }[];
   readonly certbot: string | null;
+  /**
+   * Something else can provide certificates (acme, tls.certificates): a certbot directory
+   * that does not exist yet (a fresh host, before certbot's first run) is then a warning,
+   * watched until it appears, instead of a problem.
+   */
+  readonly certbotOptional?: boolean;
 };
+
+/** The settings for a config: `tls.certbot` may be missing when acme or tls.certificates is set. */
+export function certFileSettings(config: { readonly tls: CertFileSettings; readonly acme: object | null }): CertFileSettings {
+  const { certificates, certbot } = config.tls;
+  return { certificates, certbot, certbotOptional: config.acme !== null || certificates.length > 0 };
+}
 
 type SourceId = 'file' | 'certbot';
 
 type Listed = {
   /** Each pair to load, or why it could not be read (field and reason). */
   items: ({ pair: PemPair } | { origin: string; field: 'cert' | 'key'; path: string; reason: string; index?: number })[];
-  /** The certbot directory itself could not be listed. */
-  unreadable?: string;
+  /** The certbot directory itself could not be listed: why, and whether that is only a warning. */
+  unreadable?: { reason: string; missing: boolean };
 };
 
+/** One source as read from disk, not yet handed to the store. */
+type Candidate = {
+  id: SourceId;
+  signature: string;
+  listed: Listed;
+  pairs: PemPair[];
+  lastRead: Map<string, PemPair>;
+  /** What start-up (and so a reload) refuses. */
+  problems: string[];
+};
+
+/** Both sources read and checked; commit() hands them to the store. */
+export type PreparedFiles = { problems: string[]; commit(): Promise<void> };
+
 export class CertificateFiles {
-  readonly #store: CertificateSink;
+  readonly #store: Pick<CertStore, 'setSource' | 'check'>;
   readonly #log: EventLog;
   readonly #intervalMs: number;
   #settings: CertFileSettings = { certificates: [], certbot: null };
@@ -49,25 +80,37 @@ export class CertificateFiles {
   #timer: NodeJS.Timeout | null = null;
   #running = false;
 
-  constructor(options: { store: CertificateSink; log: EventLog; intervalMs?: number }) {
+  constructor(options: { store: Pick<CertStore, 'setSource' | 'check'>; log: EventLog; intervalMs?: number }) {
     this.#store = options.store;
     this.#log = options.log;
     this.#intervalMs = options.intervalMs ?? DEFAULT_WATCH_INTERVAL_MS;
   }
 
   /**
-   * Reads every configured certificate now and hands them to the store (start-up, config
-   * reload). Returns the problems start-up must refuse, as "key.path: message": a
+   * Reads and checks every configured certificate without touching the store (a reload's
+   * first phase). `problems` are what start-up refuses, as "key.path: message": a
    * `tls.certificates` pair that does not load, or a certbot directory that cannot be read.
    */
-  load(settings: CertFileSettings): Promise<string[]> {
+  prepare(settings: CertFileSettings): Promise<PreparedFiles> {
     return this.#serial(async () => {
-      this.#settings = settings;
-      return [...(await this.#loadSource('file')), ...(await this.#loadSource('certbot'))];
+      const candidates = [await this.#read('file', settings), await this.#read('certbot', settings)];
+      const commit = () =>
+        this.#serial(async () => {
+          this.#settings = settings;
+          for (const candidate of candidates) this.#apply(candidate);
+        });
+      return { problems: candidates.flatMap((c) => c.problems), commit };
     });
   }
 
-  /** Re-reads every file (SIGHUP). Refusals are logged; what serves keeps serving. */
+  /** Reads every configured certificate now and hands them to the store; returns prepare()'s problems. */
+  async load(settings: CertFileSettings): Promise<string[]> {
+    const prepared = await this.prepare(settings);
+    await prepared.commit();
+    return prepared.problems;
+  }
+
+  /** Re-reads every file. Refusals are logged; what serves keeps serving. */
   reload(): Promise<string[]> {
     return this.load(this.#settings);
   }
@@ -97,7 +140,7 @@ export class CertificateFiles {
   async #poll(): Promise<void> {
     for (const id of ['file', 'certbot'] as const) {
       if (!this.#running) return;
-      const signature = await this.#signature(id);
+      const signature = await this.#signature(id, this.#settings);
       if (signature === this.#loaded[id]) {
         this.#seen[id] = signature;
       } else if (signature !== this.#seen[id]) {
@@ -105,101 +148,68 @@ export class CertificateFiles {
         this.#seen[id] = signature;
       } else {
         this.#log.info('certificate_files_changed', { source: id });
-        await this.#loadSource(id);
+        this.#apply(await this.#read(id, this.#settings));
       }
     }
   }
 
-  async #loadSource(id: SourceId): Promise<string[]> {
-    const signature = await this.#signature(id);
-    const listed = id === 'file' ? await this.#listFiles() : await this.#listCertbot();
+  async #read(id: SourceId, settings: CertFileSettings): Promise<Candidate> {
+    const signature = await this.#signature(id, settings);
+    const listed = id === 'file' ? await listFiles(settings) : await listCertbot(settings);
     const problems: string[] = [];
     const previous = this.#lastRead[id];
     const lastRead = new Map<string, PemPair>();
     const pairs: PemPair[] = [];
+    const keep = (pair: PemPair) => {
+      pairs.push(pair);
+      lastRead.set(pair.origin, pair);
+    };
     if (listed.unreadable !== undefined) {
-      problems.push(`tls.certbot: ${listed.unreadable}`);
-      this.#log.error('certificate_dir_unreadable', { source: id, error: listed.unreadable });
+      if (!listed.unreadable.missing) problems.push(`tls.certbot: ${listed.unreadable.reason}`);
       // Keep serving what was read before.
-      for (const pair of previous.values()) {
-        pairs.push(pair);
-        lastRead.set(pair.origin, pair);
-      }
+      for (const pair of previous.values()) keep(pair);
     }
     for (const item of listed.items) {
-      if ('pair' in item) {
-        pairs.push(item.pair);
-        lastRead.set(item.pair.origin, item.pair);
-        continue;
+      if ('pair' in item) keep(item.pair);
+      else {
+        if (id === 'file') problems.push(`tls.certificates[${item.index}].${item.field}: ${item.reason} (${item.path})`);
+        const last = previous.get(item.origin);
+        if (last) keep(last);
       }
-      if (id === 'file') problems.push(`tls.certificates[${item.index}].${item.field}: ${item.reason} (${item.path})`);
-      this.#log.error('certificate_refused', { code: 'CERT_INVALID', origin: item.origin, reason: `${item.path}: ${item.reason}`, source: id });
-      const last = previous.get(item.origin);
-      if (last) {
-        pairs.push(last);
-        lastRead.set(last.origin, last);
-      }
+    }
+    if (id === 'file') {
+      const fresh = listed.items.flatMap((item) => ('pair' in item ? [item.pair] : []));
+      for (const refusal of this.#store.check(fresh)) problems.push(describe(refusal, settings));
+    }
+    return { id, signature, listed, pairs, lastRead, problems };
+  }
+
+  /** Hands a source to the store; what could not be read is logged here, refusals by the store. */
+  #apply({ id, signature, listed, pairs, lastRead }: Candidate): void {
+    const { unreadable } = listed;
+    if (unreadable?.missing) {
+      this.#log.warn('certificate_dir_missing', { key: 'tls.certbot', source: id, error: unreadable.reason, message: 'watched until it appears' });
+    } else if (unreadable) {
+      this.#log.error('certificate_dir_unreadable', { source: id, error: unreadable.reason });
+    }
+    for (const item of listed.items) {
+      if (!('pair' in item)) this.#log.error('certificate_refused', { code: 'CERT_INVALID', origin: item.origin, reason: `${item.path}: ${item.reason}`, source: id });
     }
     this.#lastRead[id] = lastRead;
-    const result = this.#store.setSource(id, id, pairs);
-    if (id === 'file') for (const refusal of result.refused) problems.push(this.#describe(refusal));
+    this.#store.setSource(id, id, pairs);
     this.#loaded[id] = signature;
     this.#seen[id] = signature;
-    return problems;
-  }
-
-  /** "tls.certificates[0].key: does not match tls.certificates[0].cert (/etc/ssl/k.pem)" */
-  #describe(refusal: CertRefusal): string {
-    const index = this.#settings.certificates.findIndex((c) => c.cert === refusal.origin);
-    const entry = this.#settings.certificates[index];
-    const field = refusal.field ?? 'cert';
-    const path = field === 'key' ? entry?.key : entry?.cert;
-    const reason =
-      field === 'key' && refusal.reason === 'does not match the certificate'
-        ? `does not match tls.certificates[${index}].cert`
-        : refusal.reason;
-    return `tls.certificates[${index}].${field}: ${reason} (${path ?? refusal.origin})`;
-  }
-
-  async #listFiles(): Promise<Listed> {
-    const items: Listed['items'] = [];
-    const seen = new Map<string, number>();
-    for (const [index, { cert, key }] of this.#settings.certificates.entries()) {
-      // The certificate path is the origin: one path, one entry.
-      const first = seen.get(cert);
-      if (first !== undefined) {
-        items.push({ origin: `${cert}#${index}`, field: 'cert', path: cert, reason: `also tls.certificates[${first}].cert`, index });
-        continue;
-      }
-      seen.set(cert, index);
-      const item = await readPair(cert, key, cert);
-      items.push('pair' in item ? item : { ...item, index });
-    }
-    return { items };
-  }
-
-  async #listCertbot(): Promise<Listed> {
-    const dir = this.#settings.certbot;
-    if (dir === null) return { items: [] };
-    const names = await lineages(dir);
-    if (typeof names === 'string') return { items: [], unreadable: names };
-    const items: Listed['items'] = [];
-    for (const name of names) {
-      const live = join(dir, 'live', name);
-      items.push(await readPair(join(live, 'fullchain.pem'), join(live, 'privkey.pem'), join(live, 'fullchain.pem')));
-    }
-    return { items };
   }
 
   /** What the poll compares: each file's real path, inode, size and mtime. */
-  async #signature(id: SourceId): Promise<string> {
+  async #signature(id: SourceId, settings: CertFileSettings): Promise<string> {
     const paths: string[] = [];
     if (id === 'file') {
-      for (const { cert, key } of this.#settings.certificates) paths.push(cert, key);
-    } else if (this.#settings.certbot !== null) {
-      const dir = this.#settings.certbot;
+      for (const { cert, key } of settings.certificates) paths.push(cert, key);
+    } else if (settings.certbot !== null) {
+      const dir = settings.certbot;
       const names = await lineages(dir);
-      if (typeof names === 'string') return `!${names}`;
+      if ('reason' in names) return `!${names.reason}`;
       paths.push(`live=${names.join(',')}`);
       for (const name of names) paths.push(join(dir, 'live', name, 'fullchain.pem'), join(dir, 'live', name, 'privkey.pem'));
     }
@@ -215,6 +225,51 @@ export class CertificateFiles {
   }
 }
 
+/** "tls.certificates[0].key: does not match tls.certificates[0].cert (/etc/ssl/k.pem)" */
+function describe(refusal: CertRefusal, settings: CertFileSettings): string {
+  const index = settings.certificates.findIndex((c) => c.cert === refusal.origin);
+  const entry = settings.certificates[index];
+  const field = refusal.field ?? 'cert';
+  const path = field === 'key' ? entry?.key : entry?.cert;
+  const reason =
+    field === 'key' && refusal.reason === 'does not match the certificate' ? `does not match tls.certificates[${index}].cert` : refusal.reason;
+  return `tls.certificates[${index}].${field}: ${reason} (${path ?? refusal.origin})`;
+}
+
+async function listFiles(settings: CertFileSettings): Promise<Listed> {
+  const items: Listed['items'] = [];
+  const seen = new Map<string, number>();
+  for (const [index, { cert, key }] of settings.certificates.entries()) {
+    // The certificate path is the origin: one path, one entry.
+    const first = seen.get(cert);
+    if (first !== undefined) {
+      items.push({ origin: `${cert}#${index}`, field: 'cert', path: cert, reason: `also tls.certificates[${first}].cert`, index });
+      continue;
+    }
+    seen.set(cert, index);
+    const item = await readPair(cert, key, cert);
+    items.push('pair' in item ? item : { ...item, index });
+  }
+  return { items };
+}
+
+async function listCertbot(settings: CertFileSettings): Promise<Listed> {
+  const dir = settings.certbot;
+  if (dir === null) return { items: [] };
+  const names = await lineages(dir);
+  if ('reason' in names) {
+    if (names.code !== 'ENOENT') return { items: [], unreadable: { reason: names.reason, missing: false } };
+    if (settings.certbotOptional) return { items: [], unreadable: { reason: names.reason, missing: true } };
+    return { items: [], unreadable: { reason: `${names.reason}; nothing else provides a certificate (no acme, no tls.certificates)`, missing: false } };
+  }
+  const items: Listed['items'] = [];
+  for (const name of names) {
+    const live = join(dir, 'live', name);
+    items.push(await readPair(join(live, 'fullchain.pem'), join(live, 'privkey.pem'), join(live, 'fullchain.pem')));
+  }
+  return { items };
+}
+
 async function fileSignature(path: string): Promise<string> {
   try {
     const real = await realpath(path);
@@ -226,13 +281,14 @@ async function fileSignature(path: string): Promise<string> {
 }
 
 /** The certbot lineage names (directories under live/), sorted; or why live/ cannot be read. */
-async function lineages(dir: string): Promise<string[] | string> {
+async function lineages(dir: string): Promise<string[] | { code: string; reason: string }> {
   const live = join(dir, 'live');
   let entries: string[];
   try {
     entries = await readdir(live);
   } catch (err) {
-    return `cannot read ${live} (${(err as NodeJS.ErrnoException).code ?? String(err)})`;
+    const code = (err as NodeJS.ErrnoException).code ?? String(err);
+    return { code, reason: `cannot read ${live} (${code})` };
   }
   const names: string[] = [];
   for (const name of entries.sort()) {

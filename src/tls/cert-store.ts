@@ -123,11 +123,9 @@ export class CertStore implements CertificateSink {
         loaded.push(old.info);
         continue;
       }
-      let context: SecureContext;
-      try {
-        context = createSecureContext({ ...this.contextOptions, cert: parsed.chain, key: parsed.key });
-      } catch (err) {
-        refused.push({ origin: pair.origin, reason: `OpenSSL refused it (${(err as Error).message.split('\n')[0]})` });
+      const context = this.#context(parsed.chain, parsed.key);
+      if (typeof context === 'string') {
+        refused.push({ origin: pair.origin, reason: context });
         if (old) next.set(pair.origin, old);
         continue;
       }
@@ -168,6 +166,33 @@ export class CertStore implements CertificateSink {
       }
     }
     return { loaded, refused };
+  }
+
+  /**
+   * What setSource() would refuse of `pairs`, changing nothing (a reload checks its
+   * candidate certificates before anything is swapped).
+   */
+  check(pairs: readonly PemPair[]): CertRefusal[] {
+    const now = this.#now();
+    const refused: CertRefusal[] = [];
+    for (const pair of pairs) {
+      const parsed = parsePair(pair, now);
+      if (isRefusal(parsed)) refused.push({ origin: pair.origin, reason: parsed.reason, field: parsed.field });
+      else {
+        const context = this.#context(parsed.chain, parsed.key);
+        if (typeof context === 'string') refused.push({ origin: pair.origin, reason: context });
+      }
+    }
+    return refused;
+  }
+
+  /** A context for one certificate, or why OpenSSL refused it. */
+  #context(chain: string, key: string): SecureContext | string {
+    try {
+      return createSecureContext({ ...this.contextOptions, cert: chain, key });
+    } catch (err) {
+      return `OpenSSL refused it (${(err as Error).message.split('\n')[0]})`;
+    }
   }
 
   certificates(): CertInfo[] {

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CertStore } from '../../src/tls/cert-store.ts';
-import { CertificateFiles } from '../../src/tls/cert-files.ts';
+import { CertificateFiles, certFileSettings } from '../../src/tls/cert-files.ts';
 import type { CertFileSettings } from '../../src/tls/cert-files.ts';
 import { makeCert } from '../helpers/certs.ts';
 import type { CertOptions } from '../helpers/certs.ts';
@@ -81,7 +81,34 @@ test('certbot layout: every live/<name> lineage loads through its symlinks into 
   assert.deepEqual(serials(), [a.serial, b.serial]);
   assert.equal(files instanceof CertificateFiles, true);
   const missing = await files.load({ certificates: [], certbot: join(dir, 'nowhere') });
-  assert.deepEqual(missing, [`tls.certbot: cannot read ${join(dir, 'nowhere', 'live')} (ENOENT)`]);
+  assert.deepEqual(missing, [
+    `tls.certbot: cannot read ${join(dir, 'nowhere', 'live')} (ENOENT); nothing else provides a certificate (no acme, no tls.certificates)`,
+  ]);
+});
+
+test('certbot directory missing while acme or tls.certificates can provide: a warning naming the key, picked up when it appears', async (t) => {
+  const { dir, files, cert, serials, named } = setup(t);
+  const root = join(dir, 'letsencrypt');
+  const own = await cert(['own.test']);
+  // A fresh host: the volume is not there yet; tls.certificates serves meanwhile.
+  const settings = certFileSettings({ tls: { certificates: [{ cert: own.certPath, key: own.keyPath }], certbot: root }, acme: null });
+  assert.equal(settings.certbotOptional, true);
+  assert.deepEqual(await files.load(settings), []);
+  assert.deepEqual(serials(), [own.serial]);
+  const warning = named('certificate_dir_missing');
+  assert.equal(warning.length, 1);
+  assert.equal(warning[0]!.level, 'warn');
+  assert.equal(warning[0]!.key, 'tls.certbot');
+  assert.deepEqual(named('certificate_dir_unreadable'), []);
+  // With acme set (no tls.certificates) it is optional too; with neither it is a problem.
+  assert.equal(certFileSettings({ tls: { certificates: [], certbot: root }, acme: {} }).certbotOptional, true);
+  assert.equal(certFileSettings({ tls: { certificates: [], certbot: root }, acme: null }).certbotOptional, false);
+  // certbot's first run creates the directory: the watcher loads its lineage.
+  files.start();
+  const issued = await cert(['opam.ocaml.org']);
+  certbotTree(root).issue('opam.ocaml.org', issued);
+  await until(() => serials().includes(issued.serial), 5000, 'the new certbot lineage to be loaded');
+  assert.deepEqual(serials().sort(), [own.serial, issued.serial].sort());
 });
 
 test('watcher: a certbot renewal (fullchain2.pem, links flipped) is picked up; new and deleted lineages too', async (t) => {
