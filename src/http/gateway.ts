@@ -22,11 +22,10 @@ import { clientAddress, requestId as nextRequestId } from './headers.ts';
 import { forwardRequestHeaders } from './forward-headers.ts';
 import { buildRoutes } from './route.ts';
 import type { Routes } from './route.ts';
-import { sendError } from './error-response.ts';
-import type { AnyResponse } from './error-response.ts';
+import { sendError, sendSocketError } from './error-response.ts';
 import { cutClient, proxy } from './proxy.ts';
-import type { AnyRequest, ProxyOutcome } from './proxy.ts';
-import { answer, openTunnel } from './tunnel.ts';
+import type { AnyRequest, AnyResponse, ProxyOutcome } from './proxy.ts';
+import { openTunnel } from './tunnel.ts';
 import { BodyDeadlines } from './body-deadline.ts';
 
 export type SiteRoute = {
@@ -216,8 +215,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
     const x = begin(req);
     const { state } = x;
     const refuseRaw = (code: ErrorCode) => {
-      answer(socket, code, x.requestId);
-      finish(x, statusOf(code), 0, code);
+      const sent = sendSocketError(socket, code, x.requestId, state.hsts);
+      finish(x, sent.status, sent.bytes, code);
     };
     const target = checkRequest(req);
     if ('error' in target) return refuseRaw(target.error);
@@ -239,6 +238,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       connectTimeoutMs: state.limits.upstream_connect_timeout,
       idleTimeoutMs: state.limits.idle_timeout,
       requestId: x.requestId,
+      hsts: state.hsts,
       done: (error, cause, bytes) => {
         if (error !== null) upstreamEvent(x, error, cause);
         // The upstream's own status line went through untouched; 101 is what a tunnel means.

@@ -9,8 +9,10 @@ import type { IncomingMessage, Server as HttpServer, ServerOptions, ServerRespon
 import type { ListenAddress } from '../units.ts';
 import type { Limits } from '../config.ts';
 import type { EventLog } from '../log.ts';
-import { EdgeError, ERRORS } from '../errors.ts';
+import { EdgeError } from '../errors.ts';
 import type { ErrorCode } from '../errors.ts';
+import { sendError, sendSocketError } from './error-response.ts';
+import { requestId as nextRequestId } from './headers.ts';
 
 /** node:http options carrying the limits of SPEC 5. Shared by the http and https servers. */
 export function serverOptions(limits: Limits): ServerOptions {
@@ -104,11 +106,7 @@ export function onClientError(err: Error & { code?: string; reason?: string }, s
 
 /** 400 for a request whose body broke before its answer started; the connection then closes. */
 function answerInFlight(res: ServerResponse): void {
-  const { status, message } = ERRORS.BAD_FRAMING;
-  const body = `${status} ${message}\n`;
-  res.shouldKeepAlive = false;
-  res.writeHead(status, { 'content-type': 'text/plain', 'content-length': body.length });
-  res.end(body);
+  sendError(res, 'BAD_FRAMING', nextRequestId(), { head: res.req.method === 'HEAD', hsts: null, close: true });
 }
 
 /** CONNECT is for forward proxies; opam-edge is not one (nginx answers 405 too). */
@@ -116,13 +114,9 @@ export function onConnectRequest(_req: IncomingMessage, socket: Socket): void {
   answerAndClose(socket, 'METHOD_NOT_ALLOWED');
 }
 
-/** Writes a short error response on a raw socket and closes it once sent. */
-export function answerAndClose(socket: Socket, code: ErrorCode): void {
-  const { status, message } = ERRORS[code];
-  const body = `${status} ${message}\n`;
-  const reason = message.split(':')[0];
-  socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
-  socket.destroySoon();
+/** No request object exists yet: the answer's request id is made here. */
+function answerAndClose(socket: Socket, code: ErrorCode): void {
+  sendSocketError(socket, code, nextRequestId(), null);
 }
 
 export type BoundListener = {
