@@ -9,6 +9,7 @@ export const ERRORS = {
   BAD_FRAMING: { status: 400, message: 'Bad Request: ambiguous message framing' },
   METHOD_NOT_ALLOWED: { status: 405, message: 'Method Not Allowed' },
   REQUEST_TIMEOUT: { status: 408, message: 'Request Timeout' },
+  EXPECTATION_FAILED: { status: 417, message: 'Expectation Failed' },
   BODY_TOO_LARGE: { status: 413, message: 'Payload Too Large' },
   URI_TOO_LONG: { status: 414, message: 'URI Too Long' },
   UNKNOWN_HOST: { status: 421, message: 'Misdirected Request: no site for this host' },

@@ -15,10 +15,10 @@
 // no option resets the stream instead, see nodejs/node#56703), so they are never forwarded.
 // Upper-case names reset the stream (PROTOCOL_ERROR). Pinned in test/edge-tls.test.ts.
 
-import { constants as h2constants } from 'node:http2';
 import type { Http2SecureServer, IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import { sendError } from './error-response.ts';
+import { requestId } from './headers.ts';
 
 export class H2Request {
   readonly stream: ServerHttp2Stream;
@@ -139,7 +139,7 @@ function h2StreamListener(handlers: H2StreamHandlers) {
     const res = new H2Response(stream);
     if (req.method === 'CONNECT') {
       // No extended CONNECT is offered; a plain CONNECT asks for a tunnel, which is not given.
-      sendError(res, 'METHOD_NOT_ALLOWED', '-', { head: false, hsts: null, close: false });
+      sendError(res, 'METHOD_NOT_ALLOWED', requestId(), { head: false, hsts: null, close: false });
       return;
     }
     const expect = headers.expect;
@@ -149,7 +149,7 @@ function h2StreamListener(handlers: H2StreamHandlers) {
         res.writeContinue();
       } else {
         // As node:http and the compat layer: an expectation we do not know is refused.
-        res.writeHead(h2constants.HTTP_STATUS_EXPECTATION_FAILED, {}).end();
+        sendError(res, 'EXPECTATION_FAILED', requestId(), { head: req.method === 'HEAD', hsts: null, close: false });
         return;
       }
     }

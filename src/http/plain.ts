@@ -15,7 +15,8 @@ import { readWebrootToken } from '../acme/webroot.ts';
 import type { PeerForwarder } from '../acme/peers.ts';
 import type { AccessLog } from '../log.ts';
 import { checkRequest } from './request-checks.ts';
-import { clientAddress } from './headers.ts';
+import { clientAddress, requestId as nextRequestId } from './headers.ts';
+import { sendError as writeError } from './error-response.ts';
 
 const CHALLENGE_PREFIX = '/.well-known/acme-challenge/';
 
@@ -100,21 +101,18 @@ function hasBody(contentLength: string | undefined): boolean {
 }
 
 function sendError(req: IncomingMessage, res: ServerResponse, code: ErrorCode, startedAt: number, deps: PlainDeps): void {
-  const { status, message } = ERRORS[code];
   if (code === 'HTTP_09') {
-    log(req, res, status, 0, '', startedAt, deps);
+    log(req, res, ERRORS.HTTP_09.status, 0, '', startedAt, deps);
     res.destroy();
     return;
   }
-  const body = `${status} ${message}\n`;
+  const id = nextRequestId();
   // After a framing or Host error the connection's next bytes cannot be trusted.
-  if (status !== 404) res.shouldKeepAlive = false;
-  res.writeHead(status, { 'content-type': 'text/plain', 'content-length': body.length });
-  res.end(req.method === 'HEAD' ? undefined : body);
-  log(req, res, status, req.method === 'HEAD' ? 0 : body.length, '', startedAt, deps);
+  const sent = writeError(res, code, id, { head: req.method === 'HEAD', hsts: null, close: code !== 'CHALLENGE_NOT_FOUND' });
+  log(req, res, sent.status, sent.bytes, '', startedAt, deps, id);
 }
 
-function log(req: IncomingMessage, _res: ServerResponse, status: number, bytes: number, host: string, startedAt: number, deps: PlainDeps): void {
+function log(req: IncomingMessage, _res: ServerResponse, status: number, bytes: number, host: string, startedAt: number, deps: PlainDeps, requestId: string | null = null): void {
   const accessLog = deps.accessLog();
   if (!accessLog.enabled) return;
   accessLog.write({
@@ -129,6 +127,6 @@ function log(req: IncomingMessage, _res: ServerResponse, status: number, bytes: 
     host,
     upstreamAddr: null,
     startedAt,
-    requestId: null,
+    requestId,
   });
 }

@@ -28,10 +28,10 @@ import type { Picked } from '../upstream/pools.ts';
 import { filterResponseHeaders } from './forward-headers.ts';
 import type { ResponseHeaders } from './forward-headers.ts';
 import { sendError } from './error-response.ts';
-import type { AnyResponse } from './error-response.ts';
 import type { H2Request, H2Response } from './h2-exchange.ts';
 
 export type AnyRequest = IncomingMessage | H2Request;
+export type AnyResponse = ServerResponse | H2Response;
 
 export type ProxyOutcome = {
   status: number;

@@ -16,10 +16,11 @@ import type { EventLog } from '../log.ts';
 import type { CertStore } from '../tls/cert-store.ts';
 import { alpnSelector } from '../tls/options.ts';
 import { routeHandshakes } from '../tls/handshake.ts';
-import { applyLimits, onClientError, onConnectRequest, serverOptions } from './listeners.ts';
+import { applyLimits, serverOptions } from './server-options.ts';
+import { onClientError, onConnectRequest } from './client-errors.ts';
 import { serveStreams } from './h2-exchange.ts';
 import type { H2Request, H2Response } from './h2-exchange.ts';
-import type { ConnectionTracker } from './listeners.ts';
+import type { ConnectionTracker } from './connection-tracker.ts';
 
 export type SecureRequest = IncomingMessage | H2Request;
 export type SecureResponse = ServerResponse | H2Response;

@@ -9,7 +9,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { upstreamFailure } from '../errors.ts';
 import type { ErrorCode } from '../errors.ts';
-import { ERRORS } from '../errors.ts';
+import { sendSocketError } from './error-response.ts';
 
 export type TunnelRequest = {
   client: Duplex;
@@ -24,6 +24,8 @@ export type TunnelRequest = {
   connectTimeoutMs: number;
   idleTimeoutMs: number;
   requestId: string;
+  /** tls.hsts, for the error answer before the tunnel is up. */
+  hsts: string | null;
   /** Called once: the tunnel failed before it was up (code), or ended (null). */
   done: (error: ErrorCode | null, cause: unknown, bytesToClient: number) => void;
 };
@@ -40,8 +42,8 @@ export function openTunnel(t: TunnelRequest): void {
     over = true;
     clearTimeout(connectTimer);
     upstream.destroy();
-    // Before the tunnel is up the client gets an answer, and answer() closes after writing it.
-    if (error !== null) answer(client, error, t.requestId);
+    // Before the tunnel is up the client gets an answer, closed once written.
+    if (error !== null) sendSocketError(client, error, t.requestId, t.hsts);
     else client.destroy();
     t.done(error, cause, bytesToClient);
   };
@@ -72,18 +74,4 @@ export function openTunnel(t: TunnelRequest): void {
   upstream.once('close', () => finish(connected ? null : 'UPSTREAM_RESET', null));
   client.once('close', () => finish(null, null));
   (client as Socket).setTimeout?.(t.idleTimeoutMs, () => finish(null, new Error('idle timeout')));
-}
-
-/** A raw HTTP/1.1 error answer on the client socket, before the tunnel exists. */
-export function answer(client: Duplex, code: ErrorCode, requestId: string): void {
-  if (!client.writable) {
-    client.destroy();
-    return;
-  }
-  const { status, message } = ERRORS[code];
-  const body = `${status} ${message}\nrequest id: ${requestId}\n`;
-  client.end(
-    `HTTP/1.1 ${status} ${message.split(':')[0]}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\nX-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`,
-    () => client.destroy(),
-  );
 }

@@ -17,7 +17,8 @@ import type { AccessLog, AccessRecord, EventLog, Fields } from '../../src/log.ts
 import { Upstreams } from '../../src/upstream/upstreams.ts';
 import { createGateway, siteRoutes } from '../../src/http/gateway.ts';
 import type { Gateway, GatewayState, RequestMetrics } from '../../src/http/gateway.ts';
-import { applyLimits, onClientError, serverOptions } from '../../src/http/listeners.ts';
+import { applyLimits, serverOptions } from '../../src/http/server-options.ts';
+import { onClientError } from '../../src/http/client-errors.ts';
 import { serveStreams } from '../../src/http/h2-exchange.ts';
 import { makeCA, makeCert } from './certs.ts';
 import type { TestCert } from './certs.ts';

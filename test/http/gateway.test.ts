@@ -7,6 +7,8 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Agent, WebSocket } from 'undici';
 import { createGateway, siteRoutes } from '../../src/http/gateway.ts';
+import type { Gateway, RequestMetrics } from '../../src/http/gateway.ts';
+import type { UpstreamTarget } from '../../src/upstream/upstreams.ts';
 import { silentLog } from '../../src/log.ts';
 import { Upstreams } from '../../src/upstream/upstreams.ts';
 import { startOrigin } from '../helpers/origin.ts';
@@ -24,6 +26,22 @@ async function setup(t: import('node:test').TestContext, raw: Record<string, unk
 }
 
 const tls = { tls: { servername: 'opam.test' }, quietMs: 800 };
+
+/** A bare https server (test certificates) in front of `gateway`'s handlers. */
+async function serveGateway(t: import('node:test').TestContext, gateway: Pick<Gateway, 'request'> & Partial<Gateway>) {
+  const front = await startFront({ sites: [{ hosts: ['x.test'], upstream: 'http://127.0.0.1:1' }] });
+  const server = createHttpsServer({ key: front.cert.key, cert: front.cert.cert }, gateway.request);
+  if (gateway.upgrade) server.on('upgrade', gateway.upgrade);
+  const sockets = new Set<Socket>();
+  server.on('connection', (s: Socket) => sockets.add(s));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(async () => {
+    for (const s of sockets) s.destroy();
+    await new Promise((r) => server.close(r));
+    await front.close();
+  });
+  return { port: (server.address() as AddressInfo).port, ca: front.ca };
+}
 
 test('bad requests of SPEC 5 are answered as listed and nothing reaches the origin', async (t) => {
   const { origin, front } = await setup(t, { limits: { max_header_size: '4k' } });
@@ -216,22 +234,14 @@ test('a request handler that throws is answered 500 and the process carries on',
       return state;
     },
   });
-  const front = await startFront({ sites: [{ hosts: ['x.test'], upstream: 'http://127.0.0.1:1' }] });
-  const server = createHttpsServer({ key: front.cert.key, cert: front.cert.cert }, gateway.request);
-  const sockets = new Set<Socket>();
-  server.on('connection', (s: Socket) => sockets.add(s));
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   t.after(async () => {
-    for (const s of sockets) s.destroy();
-    await new Promise((r) => server.close(r));
-    await front.close();
     await upstreams.stop();
     await origin.close();
   });
-  const port = (server.address() as AddressInfo).port;
-  assert.equal((await h1Request(port, front.ca)).status, 500);
+  const { port, ca } = await serveGateway(t, gateway);
+  assert.equal((await h1Request(port, ca)).status, 500);
   assert.equal(log.events.find((e) => e.event === 'request_failed')?.code, 'REQUEST_FAILED');
-  assert.equal((await h1Request(port, front.ca)).status, 200);
+  assert.equal((await h1Request(port, ca)).status, 200);
 });
 
 test('without a metrics hook the gateway works the same', async (t) => {
@@ -298,4 +308,68 @@ test('tunnel: an idle tunnel is closed after idle_timeout; a refused upstream is
   assert.equal(down.status, 502, down.text);
   assert.match(down.text, /request id: [0-9a-f]+/);
   assert.ok(front.metrics.some((m) => m.error === 'UPSTREAM_REFUSED'));
+});
+
+/** A gateway on a real https server whose one site's upstream is `target` (no DNS, no pool). */
+async function stubbedGateway(t: import('node:test').TestContext, target: Pick<UpstreamTarget, 'label' | 'pick'>) {
+  const config = makeConfig({ sites: [{ hosts: ['opam.test'], upstream: 'http://stub.invalid' }] });
+  const log = captureLog();
+  const access = captureAccessLog();
+  const metrics: RequestMetrics[] = [];
+  const state = { routes: siteRoutes(config.sites, () => target as UpstreamTarget), limits: config.limits, hsts: null, accessLog: access, stopping: false };
+  const gateway = createGateway({ log, state: () => state, onRequest: (m) => void metrics.push(m) });
+  return { ...(await serveGateway(t, gateway)), log, access, metrics };
+}
+
+const UPGRADE = 'GET /ws HTTP/1.1\r\nHost: opam.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n';
+
+test('a handler that throws: 500 with a request id, an access-log line and a metrics count, request_failed logged once (HTTP/1.1 and Upgrade)', async (t) => {
+  const g = await stubbedGateway(t, {
+    label: 'http://stub.invalid',
+    pick: () => {
+      throw new Error('boom');
+    },
+  });
+  const r = await h1Request(g.port, g.ca);
+  assert.equal(r.status, 500);
+  const id = /request id: ([0-9a-f]+)\n/.exec(r.body.toString())?.[1];
+  assert.ok(id, r.body.toString());
+  assert.equal(r.headers['x-request-id'], id);
+  const up = await rawRequest(g.port, UPGRADE, tls);
+  assert.equal(up.status, 500, up.text);
+  assert.ok(up.closed);
+  const upId = /request id: ([0-9a-f]+)\n/.exec(up.text)?.[1];
+  assert.ok(upId, up.text);
+  for (const requestId of [id, upId]) {
+    const line = g.access.records.filter((rec) => rec.requestId === requestId);
+    assert.equal(line.length, 1, `one access-log line for ${requestId}`);
+    assert.equal(line[0]!.status, 500);
+    const failed = g.log.events.filter((e) => e.event === 'request_failed' && e.request_id === requestId);
+    assert.equal(failed.length, 1, `request_failed once for ${requestId}`);
+    assert.equal(failed[0]!.code, 'REQUEST_FAILED');
+  }
+  assert.deepEqual(
+    g.metrics.map((m) => [m.site, m.status, m.error]),
+    [
+      ['opam.test', 500, 'INTERNAL'],
+      ['opam.test', 500, 'INTERNAL'],
+    ],
+  );
+});
+
+test('no upstream address: HTTP/1.1 and Upgrade alike answer 503 and log upstream_error UPSTREAM_NO_ADDRESS', async (t) => {
+  const g = await stubbedGateway(t, { label: 'http://stub.invalid', pick: () => null });
+  assert.equal((await h1Request(g.port, g.ca)).status, 503);
+  const up = await rawRequest(g.port, UPGRADE, tls);
+  assert.equal(up.status, 503, up.text);
+  const events = g.log.events.filter((e) => e.event === 'upstream_error');
+  assert.deepEqual(
+    events.map((e) => [e.code, e.upstream, e.method, e.path]),
+    [
+      ['UPSTREAM_NO_ADDRESS', 'http://stub.invalid', 'GET', '/'],
+      ['UPSTREAM_NO_ADDRESS', 'http://stub.invalid', 'GET', '/ws'],
+    ],
+  );
+  assert.deepEqual(events.map((e) => e.request_id), g.access.records.map((rec) => rec.requestId));
+  assert.deepEqual(g.metrics.map((m) => m.error), ['UPSTREAM_NO_ADDRESS', 'UPSTREAM_NO_ADDRESS']);
 });

@@ -14,7 +14,7 @@ import { validateConfig } from '../../src/config.ts';
 import type { Limits } from '../../src/config.ts';
 import { createSecureListener, Http2Sessions } from '../../src/http/secure.ts';
 import type { SecureHandlers } from '../../src/http/secure.ts';
-import { ConnectionTracker } from '../../src/http/listeners.ts';
+import { ConnectionTracker } from '../../src/http/connection-tracker.ts';
 import { CertStore } from '../../src/tls/cert-store.ts';
 import { CertificateFiles } from '../../src/tls/cert-files.ts';
 import { supportedGroups, PQ_GROUP } from '../../src/tls/options.ts';
