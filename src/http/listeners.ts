@@ -12,7 +12,10 @@ import type { EventLog } from '../log.ts';
 import { EdgeError, ERRORS } from '../errors.ts';
 import type { ErrorCode } from '../errors.ts';
 
-/** node:http options carrying the limits of SPEC 5. Shared by the http and https servers. */
+/**
+ * node:http options carrying the limits (docs/behaviour.md, "Limits and bad input"). Shared
+ * by the http and https servers.
+ */
 export function serverOptions(limits: Limits): ServerOptions {
   return {
     maxHeaderSize: limits.max_header_size,

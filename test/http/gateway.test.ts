@@ -25,7 +25,7 @@ async function setup(t: import('node:test').TestContext, raw: Record<string, unk
 
 const tls = { tls: { servername: 'opam.test' }, quietMs: 800 };
 
-test('bad requests of SPEC 5 are answered as listed and nothing reaches the origin', async (t) => {
+test('bad requests of the limits table (docs/behaviour.md) are answered as listed, none reaches the origin', async (t) => {
   const { origin, front } = await setup(t, { limits: { max_header_size: '4k' } });
   // 'closed': no status line at all; 'closed-or-400': a 400 is fine as long as it closes.
   const cases: [string, string | Buffer, number | 'closed' | 'closed-or-400'][] = [
