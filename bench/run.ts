@@ -1,6 +1,7 @@
 // `npm run bench [-- options]`: opam-edge against nginx (as deployed and at its best), Caddy
 // and the bare origin, on loopback, interleaved round by round, medians reported with ratios
-// to both nginx set-ups. Writes bench/results/<stamp>.{json,md,svg} and latest.{json,md,svg}.
+// to both nginx set-ups. Writes bench/results/<stamp>.{json,md,svg} (committed) and
+// reports/bench/latest.{json,md,svg} (git-ignored).
 // Every server stops on completion, failure, Ctrl-C or when the run overruns its budget.
 
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -223,21 +224,22 @@ function notes(options: Options, pinned: boolean): string[] {
   return list;
 }
 
-/** Writes <stamp>.{json,md,svg} and latest.{json,md,svg} into `out`. */
-export function writeResults(results: Results, out: string): string[] {
+/** Writes <stamp>.{json,md,svg} into `out` and latest.{json,md,svg} into `latest` (may be the same). */
+export function writeResults(results: Results, out: string, latest = out): string[] {
   mkdirSync(out, { recursive: true });
+  mkdirSync(latest, { recursive: true });
   const files: string[] = [];
-  const put = (name: string, content: string) => {
-    const path = join(out, name);
+  const put = (name: string, content: string, dir = out) => {
+    const path = join(dir, name);
     writeFileSync(path, content);
     files.push(path);
   };
   put(`${results.stamp}.json`, `${JSON.stringify(results, null, 2)}\n`);
   put(`${results.stamp}.md`, renderMarkdown(results, `${results.stamp}.svg`));
   put(`${results.stamp}.svg`, renderSvg(results));
-  copyFileSync(join(out, `${results.stamp}.json`), join(out, 'latest.json'));
-  copyFileSync(join(out, `${results.stamp}.svg`), join(out, 'latest.svg'));
-  put('latest.md', renderMarkdown(results, 'latest.svg'));
+  copyFileSync(join(out, `${results.stamp}.json`), join(latest, 'latest.json'));
+  copyFileSync(join(out, `${results.stamp}.svg`), join(latest, 'latest.svg'));
+  put('latest.md', renderMarkdown(results, 'latest.svg'), latest);
   return files;
 }
 
@@ -264,7 +266,7 @@ async function main(): Promise<number> {
   guard.unref();
   try {
     const results = await bench(parsed, tools);
-    const files = writeResults(results, parsed.out);
+    const files = writeResults(results, parsed.out, parsed.latest);
     process.stdout.write(`${renderText(results)}\n\n`);
     for (const f of results.flags) process.stdout.write(`! workers ${f.workers}, ${f.scenario}: ${f.flag}\n`);
     say(`wrote ${files.join(', ')}`);

@@ -56,7 +56,8 @@ export type EdgeDeps = {
   ticketKeys?: Buffer;
   /** How often certificate files are polled for changes (ms); tests make it short. */
   certWatchIntervalMs?: number;
-  /** How long each challenge peer may take (default 5 s, SPEC 3.1); tests shorten it. */
+  /** How long each challenge peer may take (5 s by default, docs/behaviour.md, "Port 80"); tests
+   * shorten it. */
   peerTimeoutMs?: number;
   /**
    * false: ACME waits for startAcme() (a cluster primary starts it once its workers serve

@@ -41,7 +41,7 @@ function address(host: string, port: number): string {
   return `${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
-/** Picks what to probe from a parsed (unvalidated) config, with the defaults of SPEC 2. */
+/** Picks what to probe from a parsed (unvalidated) config, with docs/configuration.md's defaults. */
 export function probeFor(raw: unknown): Probe {
   const config = (raw && typeof raw === 'object' ? raw : {}) as Record<string, unknown>;
   const admin = typeof config.admin === 'string' || typeof config.admin === 'number' ? parseListen(config.admin) : null;

@@ -1,6 +1,6 @@
-// workers > 1 (SPEC 3.5): a primary and its workers, as real processes. Each worker binds
-// its own SO_REUSEPORT socket; the primary owns ACME, tokens and the admin listener, and
-// every worker answers the node's tokens and serves the certificates it obtains.
+// workers > 1 (docs/behaviour.md, "Workers"): a primary and its workers, as real processes.
+// Each worker binds its own SO_REUSEPORT socket; the primary owns ACME, tokens and the admin
+// listener, and every worker answers the node's tokens and serves the certificates it obtains.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';

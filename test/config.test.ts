@@ -4,7 +4,7 @@ import { configLine, formatPath, loadConfigFile, parseConfig, validateConfig } f
 
 const minimal = `sites:\n  - hosts: ["opam.ocaml.org"]\n    upstream: "http://opam_live:80"\n`;
 
-test('a minimal config gets every default of SPEC section 2', () => {
+test('a minimal config gets every default of docs/configuration.md', () => {
   const result = parseConfig(minimal, 'test.yaml');
   assert.ok(result.ok, JSON.stringify(!result.ok && result.errors));
   const c = result.config;

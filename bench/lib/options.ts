@@ -15,6 +15,8 @@ export type Options = {
   targets: TargetId[];
   scenarios: string[];
   out: string;
+  /** Where latest.{json,md,svg} go: reports/bench/ (git-ignored) by default, `out` with --out. */
+  latest: string;
   install: boolean;
   /** The opam-edge entry point to run (another checkout's src/cli.ts, to compare). */
   edgeCli: string;
@@ -23,6 +25,8 @@ export type Options = {
 };
 
 export const DEFAULT_OUT = fileURLToPath(new URL('../results/', import.meta.url));
+// Dated runs are committed; the copy of the last run changes on every run, so it stays out of git.
+export const DEFAULT_LATEST = fileURLToPath(new URL('../../reports/bench/', import.meta.url));
 export const DEFAULT_EDGE_CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
 
 export const USAGE = `Usage: npm run bench -- [options]
@@ -33,7 +37,7 @@ export const USAGE = `Usage: npm run bench -- [options]
   --workers LIST       1, auto or 1,auto (default 1,auto)
   --targets LIST       ${TARGET_IDS.join(',')} (default all but opam-edge-admin)
   --scenarios LIST     ${SCENARIOS.map((s) => s.id).join(',')} (default all)
-  --out DIR            where results go (default bench/results/)
+  --out DIR            where results go (default bench/results/, latest.* in reports/bench/)
   --no-install         never apt-get install nginx-light, caddy, nghttp2-client
   --edge-cli FILE      the opam-edge entry point to run (default: this checkout's src/cli.ts)
   --edge-profile DIR   run opam-edge under node --cpu-prof, profiles to DIR
@@ -51,6 +55,7 @@ export function parseOptions(argv: readonly string[]): Options | { error: string
     targets: [...DEFAULT_TARGETS],
     scenarios: SCENARIOS.map((s) => s.id),
     out: DEFAULT_OUT,
+    latest: DEFAULT_LATEST,
     install: true,
     edgeCli: DEFAULT_EDGE_CLI,
     edgeProfile: null,
@@ -122,6 +127,7 @@ export function parseOptions(argv: readonly string[]): Options | { error: string
         const dir = value();
         if (!dir) return { error: '--out needs a directory' };
         options.out = dir;
+        options.latest = dir;
         break;
       }
       case '--edge-cli': {

@@ -13,7 +13,7 @@ import { ORIGIN_NAME, SITE_HOST, writeConfig } from '../lib/fixtures.ts';
 import { freePort, proxyCpus, startServer } from './target.ts';
 import type { RunningTarget, TargetContext, TargetDef, WorkerSet } from './target.ts';
 
-/** The config the bench runs opam-edge with (keys as in SPEC section 2). */
+/** The config the bench runs opam-edge with (keys as in docs/configuration.md). */
 export function opamEdgeConfig(ctx: TargetContext, ports: { http: number; https: number; admin?: number }): Record<string, unknown> {
   return {
     listen: { http: [`127.0.0.1:${ports.http}`], https: [`127.0.0.1:${ports.https}`] },

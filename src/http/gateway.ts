@@ -296,7 +296,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
 
   function serve(req: AnyRequest, res: AnyResponse, expectsContinue: boolean): void {
     // node:http accepts an HTTP/0.9 request line ("GET /"); such a client would not
-    // understand a status line, so the connection is closed (SPEC 5).
+    // understand a status line, so the connection is closed (docs/behaviour.md, "Limits and bad input").
     if (req.httpVersionMajor === 0) {
       (req as IncomingMessage).socket.destroy();
       return;

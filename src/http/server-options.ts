@@ -1,10 +1,11 @@
-// node:http's limits (SPEC 5) for the http, https and admin servers: as options at creation,
-// and as properties that a reload can change for the next connections.
+// node:http's limits (docs/behaviour.md, "Limits and bad input") for the http, https and
+// admin servers: as options at creation, and as properties that a reload can change for the
+// next connections.
 
 import type { Server as HttpServer, ServerOptions } from 'node:http';
 import type { Limits } from '../config.ts';
 
-/** node:http options carrying the limits of SPEC 5. Shared by the http and https servers. */
+/** node:http options carrying the limits (docs/behaviour.md). Shared by the http and https servers. */
 export function serverOptions(limits: Limits): ServerOptions {
   return {
     maxHeaderSize: limits.max_header_size,

@@ -1,4 +1,5 @@
-// The periodic resolver of one upstream name (SPEC 3.3), nginx's `resolver ... valid=`:
+// The periodic resolver of one upstream name (docs/behaviour.md, "Upstream resolution"),
+// nginx's `resolver ... valid=`:
 // A and AAAA at start and then every `valid`, through `resolver.servers` (or the system
 // resolver when the list is empty, so /etc/hosts and Docker's resolv.conf work). A lookup
 // that fails keeps the last good answer (per address family) and is logged; a changed

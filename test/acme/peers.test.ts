@@ -57,7 +57,7 @@ const text = (body: string, status = 200) => (_req: IncomingMessage, res: Server
   res.end(body);
 };
 
-test('the default timeout is 5 s (SPEC 3.1)', () => {
+test('the default timeout is 5 s (docs/behaviour.md, "Port 80")', () => {
   assert.equal(PEER_TIMEOUT_MS, 5000);
 });
 

@@ -1,5 +1,6 @@
-// Two opam-edge processes behind round-robin DNS, as opam-4 and opam-5 (SPEC 3.1 c): the
-// CA's request can land on either node, which must answer the other's tokens.
+// Two opam-edge processes behind round-robin DNS, as opam-4 and opam-5 (docs/behaviour.md,
+// "Certificates": two nodes): the CA's request can land on either node, which must answer
+// the other's tokens.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,5 +1,5 @@
 // `npm run test:hardening`: the request-parsing corpus against opam-edge (asserted) and
-// Debian's nginx (the baseline), then test/hardening/REPORT.md. Named *.hardening.ts so that
+// Debian's nginx (the baseline), then reports/hardening/REPORT.md. Named *.hardening.ts so that
 // `npm test` (test/**/*.test.ts) does not run it too.
 //
 // Every case of every opam-edge target is one subtest. Desync evidence always fails. A

@@ -12,7 +12,8 @@ export const STEPS = {
   redirect: { roles: ['http'], statuses: [301], closes: false },
   'not-found': { roles: ['http'], statuses: [404], closes: false },
   forward: { roles: ['proxy'], statuses: [200], closes: false },
-  // Rejected: that status, then the connection is closed (SPEC 5, RFC 9112 6.3).
+  // Rejected: that status, then the connection is closed (docs/behaviour.md, "Limits and bad
+  // input"; RFC 9112 6.3).
   'reject-400': { roles: ['http', 'proxy'], statuses: [400], closes: true },
   'reject-413': { roles: ['http', 'proxy'], statuses: [413], closes: true },
   // An unmet expectation is no framing error: the body is read and the connection may stay.

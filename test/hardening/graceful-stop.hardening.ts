@@ -8,7 +8,8 @@
 // though every byte is there (node:https reads them all, on the same server). Four more
 // 10 MB downloads over h2 are run beside them and reported as a known issue (a node:test
 // todo, not asserted): a slow h2 reader can lose its last flow-control window when the
-// session closes after the client's own GOAWAY (see REPORT.md and the README).
+// session closes after the client's own GOAWAY (see the hardening report, and the known
+// issue in docs/operations.md, "Signals and exit codes").
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,16 +1,12 @@
-// Writes test/hardening/REPORT.md from one run: the targets, the counts, the differences
+// Writes reports/hardening/REPORT.md (lib/figures.ts) from one run: the targets, the counts, the differences
 // (opam-edge against what the corpus expects, opam-edge against nginx) and every case.
 
-import { writeFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type { Case, Role, Source } from './corpus.ts';
 import type { Observation } from './expectations.ts';
 import type { CaseResult } from './runner.ts';
 import { TARGETS } from './targets.ts';
 import type { TargetKey, Unavailable } from './targets.ts';
-import { FIGURES_PATH, readFigures, withSummary } from './lib/figures.ts';
-
-export const REPORT_PATH = fileURLToPath(new URL('./REPORT.md', import.meta.url));
+import { FIGURES_PATH, readFigures, REPORT_PATH, withSummary, writeReportFile } from './lib/figures.ts';
 
 const KEYS: TargetKey[] = ['edge-http', 'edge-https', 'nginx-http', 'nginx-proxy'];
 
@@ -87,13 +83,13 @@ export function writeReport(run: RunRecord, path = REPORT_PATH): string {
 
   out('# Hardening report');
   out();
-  out('Written by `npm run test:hardening` (test/hardening/*.hardening.ts) and, for the 10-minute soak, `npm run soak`. Do not edit: every run rewrites it. The summary gives each part\'s figures from its last run (test/hardening/figures.json); the request-parsing corpus follows in full.');
+  out('Written by `npm run test:hardening` (test/hardening/*.hardening.ts) and, for the 10-minute soak, `npm run soak`. Do not edit: every run rewrites it (reports/hardening/, git-ignored; a copy worth keeping is committed as docs/hardening-report-DATE.md). The summary gives each part\'s figures from its last run (reports/hardening/figures.json); the request-parsing corpus follows in full.');
   out();
   out('# The request-parsing corpus');
   out();
   out(`Written by test/hardening/corpus.hardening.ts on ${new Date().toISOString().slice(0, 10)}, in ${run.seconds} s.`);
   out();
-  out(`${run.cases.length} raw HTTP/1.1 requests from test/hardening/corpus/*.json, each sent on its own connection exactly as written. Every case cites where its idea comes from (sources at the end) and says what SPEC 5 (or, where SPEC 5 is silent, RFC 9112/9110) expects per role: the port-80 role answers its redirect and forwards nothing; a proxy forwards exactly one normalised request to a recording origin, a raw TCP server with a strict parser of its own that counts every request it can read.`);
+  out(`${run.cases.length} raw HTTP/1.1 requests from test/hardening/corpus/*.json, each sent on its own connection exactly as written. Every case cites where its idea comes from (sources at the end) and says what opam-edge\'s limits table (docs/behaviour.md, "Limits and bad input"; where it is silent, RFC 9112/9110) expects per role: the port-80 role answers its redirect and forwards nothing; a proxy forwards exactly one normalised request to a recording origin, a raw TCP server with a strict parser of its own that counts every request it can read.`);
   out();
   out('Legend: `301`, `400` … the final answers in order; `closed` the server closed the connection; `waiting` no answer, connection left open (the message is incomplete); `non-HTTP` bytes that are not a status line (an HTTP/0.9 answer); `origin N` requests that reached the origin complete (`+N cut`: started, never completed). ✗ not as expected; ⚠ desync evidence (an ambiguous request forwarded, a hidden request answered or forwarded, bytes the origin could not read); **bold**: opam-edge and nginx differ.');
   out();
@@ -213,8 +209,8 @@ export function writeReport(run: RunRecord, path = REPORT_PATH): string {
   }
   rows.push(['ambiguous requests forwarded by opam-edge', String(Number(pick('edge-https', (t) => t.ambiguousForwarded)) || 0)]);
   figures.corpus = { title: 'Request-parsing corpus', at: new Date().toISOString(), by: 'npm run test:hardening (corpus.hardening.ts)', rows };
-  writeFileSync(FIGURES_PATH, `${JSON.stringify(figures, null, 2)}\n`);
+  writeReportFile(FIGURES_PATH, `${JSON.stringify(figures, null, 2)}\n`);
   const text = withSummary(lines.join('\n'), figures);
-  writeFileSync(path, text);
+  writeReportFile(path, text);
   return text;
 }

@@ -1,8 +1,9 @@
 // Runs the corpus against one target: each case on a fresh connection, its bytes written
 // exactly as given, then everything the server answers is collected until it closes the
 // connection or goes quiet. For proxy targets the recording origin says what reached it.
-// The verdict checks the three things that matter: the expected outcome (SPEC 5 where it
-// gives one), no ambiguous request forwarded, and no request read out of a rejected one.
+// The verdict checks the three things that matter: the expected outcome (docs/behaviour.md,
+// "Limits and bad input", where it gives one), no ambiguous request forwarded, and no
+// request read out of a rejected one.
 
 import { connect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';

@@ -1,5 +1,5 @@
 // `npm run soak [-- --minutes N]`: the long soak (default 10 minutes), outside CI. Prints its
-// progress, writes the "soak" figures into test/hardening/REPORT.md, exits 1 when a limit is
+// progress, writes the "soak" figures into reports/hardening/REPORT.md, exits 1 when a limit is
 // broken (unexpected errors, RSS growth of 10 % or more after warm-up, fds not back).
 
 import { parseArgs } from 'node:util';

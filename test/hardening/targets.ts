@@ -109,7 +109,8 @@ async function startEdgeHttps(stops: (() => Promise<void>)[]): Promise<Target> {
  * nginx as the seed ran it: the port-80 server block of seed-opam-deployment.txt (the peer
  * fallback replaced by =404: there is no peer here), and a proxy_pass server with nginx's
  * defaults (HTTP/1.0 to the upstream, request bodies buffered) in front of a recording origin;
- * Host is passed on as $host, as SPEC 3.2 has opam-edge do (nginx's default is the upstream's).
+ * Host is passed on as $host, as opam-edge does (docs/behaviour.md, "Port 443: TLS and the
+ * proxy"; nginx's default is the upstream's).
  */
 async function startNginx(stops: (() => Promise<void>)[], nginx: string): Promise<Target[]> {
   const origin = new RecordingOrigin();

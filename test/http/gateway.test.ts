@@ -43,7 +43,7 @@ async function serveGateway(t: import('node:test').TestContext, gateway: Pick<Ga
   return { port: (server.address() as AddressInfo).port, ca: front.ca };
 }
 
-test('bad requests of SPEC 5 are answered as listed and nothing reaches the origin', async (t) => {
+test('bad requests of the limits table (docs/behaviour.md) are answered as listed, none reaches the origin', async (t) => {
   const { origin, front } = await setup(t, { limits: { max_header_size: '4k' } });
   // 'closed': no status line at all; 'closed-or-400': a 400 is fine as long as it closes.
   const cases: [string, string | Buffer, number | 'closed' | 'closed-or-400'][] = [

@@ -1,4 +1,5 @@
-// Port 80, SPEC 3.1 row by row, against a real Edge on a dual-stack socket.
+// Port 80 (docs/behaviour.md, "Port 80: challenges and the redirect") point by point,
+// against a real Edge on a dual-stack socket.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,4 +1,5 @@
-// SPEC 5 on port 80: what a client gets for each kind of bad input. The answer comes from
+// docs/behaviour.md, "Limits and bad input", on port 80: what a client gets for each kind of
+// bad input. The answer comes from
 // node:http's parser (llhttp, strict) through onClientError, or from checkRequest once a
 // request was parsed; this file pins the result, whichever of the two gives it.
 
@@ -85,7 +86,7 @@ const ROWS: [string, string, number | 'closed'][] = [
   ['asterisk-form', 'OPTIONS * HTTP/1.1\r\nHost: opam.test\r\n\r\n', 400],
 ];
 
-test('SPEC 5 rows on port 80: each bad request gets its answer and the connection is closed', async (t) => {
+test('limits-table rows on port 80: each bad request gets its answer and the connection is closed', async (t) => {
   const node = await startEdge(t);
   for (const [name, payload, expected] of ROWS) {
     const res = await rawRequest(node.port, payload, { quietMs: 3000 });

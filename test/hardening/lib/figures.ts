@@ -1,13 +1,22 @@
 // The figures of each hardening part (corpus, fuzzing, faults, slow clients, soak, graceful
-// stop), kept in test/hardening/figures.json and shown as the summary at the top of
-// REPORT.md. Each part rewrites its own entry when it runs; the others stay as their last
-// run left them, with the date of that run.
+// stop), kept in reports/hardening/figures.json and shown as the summary at the top of
+// REPORT.md beside it. Each part rewrites its own entry when it runs; the others stay as
+// their last run left them, with the date of that run. reports/ is git-ignored, so runs
+// leave the tree clean; a report worth keeping is committed as docs/hardening-report-DATE.md.
 
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const FIGURES_PATH = fileURLToPath(new URL('../figures.json', import.meta.url));
-export const REPORT_PATH = fileURLToPath(new URL('../REPORT.md', import.meta.url));
+export const REPORTS_DIR = fileURLToPath(new URL('../../../reports/hardening/', import.meta.url));
+export const FIGURES_PATH = `${REPORTS_DIR}figures.json`;
+export const REPORT_PATH = `${REPORTS_DIR}REPORT.md`;
+
+/** writeFileSync, creating the folder first (a fresh clone has no reports/). */
+export function writeReportFile(path: string, text: string): void {
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, text);
+}
 
 export type Part = {
   title: string;
@@ -63,7 +72,7 @@ export function recordFigures(key: string, part: Omit<Part, 'at'> & { at?: strin
   figures[key] = { ...part, at: part.at ?? new Date().toISOString() };
   const sorted: Record<string, Part> = {};
   for (const k of [...ORDER, ...Object.keys(figures)]) if (figures[k] && !sorted[k]) sorted[k] = figures[k];
-  writeFileSync(FIGURES_PATH, `${JSON.stringify(sorted, null, 2)}\n`);
+  writeReportFile(FIGURES_PATH, `${JSON.stringify(sorted, null, 2)}\n`);
   const report = existsSync(REPORT_PATH) ? readFileSync(REPORT_PATH, 'utf8') : '# Hardening report\n';
-  writeFileSync(REPORT_PATH, withSummary(report, sorted));
+  writeReportFile(REPORT_PATH, withSummary(report, sorted));
 }
