@@ -8,7 +8,7 @@ const NEEDED_MAJOR = 24;
 const major = Number(process.versions.node.split('.')[0]);
 if (!(major >= NEEDED_MAJOR)) {
   process.stderr.write(
-    `opam-edge: needs Node.js ${NEEDED_MAJOR} or later, this is Node.js ${process.version} (${process.execPath}); ` +
+    `opam-edge: needs Node.js ${NEEDED_MAJOR} or later, this is Node.js v${process.versions.node} (${process.execPath}); ` +
       `install Node.js ${NEEDED_MAJOR} from https://nodejs.org/en/download (or: nvm install ${NEEDED_MAJOR}) and put it first on PATH\n`,
   );
   process.exit(1);
