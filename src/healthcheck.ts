@@ -63,7 +63,7 @@ export function probeFor(raw: unknown): Probe {
   return { kind: 'none', reason: 'no admin address and no listener with a fixed port to probe' };
 }
 
-const ENTRY_POINTS = ['src/cli.ts', 'bin/opam-edge.js', 'opam-edge'];
+const ENTRY_POINTS = ['src/cli.ts', 'dist/cli.js', 'bin/opam-edge.js', 'opam-edge'];
 
 /** The config path in an opam-edge command line, resolved against its working directory. */
 export function configFromArgv(argv: readonly string[], cwd: string): string | null {

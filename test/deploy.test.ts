@@ -138,23 +138,29 @@ test('the Dockerfile builds the image the stack runs', () => {
   const all = (word: string) => lines.filter((l) => l.startsWith(`${word} `)).map((l) => l.slice(word.length + 1).trim());
   const last = (word: string) => all(word).at(-1);
   assert.ok(all('FROM').length >= 2, 'multi-stage');
-  for (const from of all('FROM')) assert.match(from, /^node:24-bookworm-slim( AS \w+)?$/);
+  // The exact Node the `node` devDependency pins (npm start, npm test): one bump moves both.
+  const pkg = JSON.parse(read('package.json')) as { version: string; devDependencies: Record<string, string> };
+  assert.match(pkg.devDependencies.node ?? '', /^24\.\d+\.\d+$/, 'the node devDependency is an exact 24.x.y');
+  for (const from of all('FROM')) assert.equal(from.replace(/ AS \w+$/, ''), `node:${pkg.devDependencies.node}-bookworm-slim`);
   assert.match(dockerfile, /npm ci --omit=dev/);
   assert.equal(last('USER'), 'node');
-  assert.equal(last('ENTRYPOINT'), '["node", "--max-semi-space-size=2", "/app/src/cli.ts"]');
+  assert.equal(last('ENTRYPOINT'), '["node", "--max-semi-space-size=2", "/app/dist/cli.js"]');
   assert.equal(last('CMD'), '["--config", "/etc/opam-edge/config.yaml"]');
   assert.equal(last('EXPOSE'), '80 443');
   assert.equal(last('STOPSIGNAL'), 'SIGTERM');
-  assert.match(last('HEALTHCHECK') ?? '', /CMD \["node", "\/app\/src\/healthcheck\.ts"\]$/);
-  const pkg = JSON.parse(read('package.json')) as { version: string };
+  assert.match(last('HEALTHCHECK') ?? '', /CMD \["node", "\/app\/dist\/healthcheck\.js"\]$/);
+  // `docker exec CONTAINER opam-edge status` (issue 13): the command is on PATH.
+  assert.match(dockerfile, /ln -s \/app\/bin\/opam-edge\.js \/usr\/local\/bin\/opam-edge$/m);
   assert.equal(all('ARG').find((a) => a.startsWith('VERSION='))?.slice('VERSION='.length), pkg.version, 'the version label');
-  // The final stage copies the app only: no tests, bench or development certificates.
+  // A build stage runs tsc; the final stage copies what it emitted, production dependencies,
+  // the bin and package.json only: no sources, tests, bench or development certificates.
+  assert.match(dockerfile, /^RUN npm run build$/m);
   const finalStage = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
   const copied = [...finalStage.matchAll(/^COPY (?:--from=\w+ )?(\S+)/gm)].map((m) => m[1]);
-  assert.deepEqual(copied, ['/app/node_modules', 'package.json', 'bin/', 'src/']);
+  assert.deepEqual(copied, ['/app/node_modules', '/app/dist/', 'package.json', 'bin/']);
   assert.deepEqual(
     read('.dockerignore').split('\n').filter((l) => l && !l.startsWith('#')),
-    ['*', '!package.json', '!package-lock.json', '!bin/', '!src/', 'src/**/*.test.ts'],
+    ['*', '!package.json', '!package-lock.json', '!tsconfig.json', '!tsconfig.build.json', '!bin/', '!src/', 'src/**/*.test.ts'],
   );
 });
 

@@ -53,6 +53,8 @@ test('what is probed: admin first, else the first fixed http listener, else http
 test('the config path comes from the running opam-edge command line', () => {
   assert.equal(configFromArgv(['node', '/app/src/cli.ts', '--config', '/etc/opam-edge/config.yaml'], '/'), '/etc/opam-edge/config.yaml');
   assert.equal(configFromArgv(['node', 'src/cli.ts', '-c', 'edge.yaml'], '/srv'), '/srv/edge.yaml');
+  // The image's entry point: the compiled cli.
+  assert.equal(configFromArgv(['node', '--max-semi-space-size=2', '/app/dist/cli.js', '--config', '/etc/opam-edge/config.yaml'], '/'), '/etc/opam-edge/config.yaml');
   assert.equal(configFromArgv(['/usr/bin/opam-edge', '--config=x.yaml'], '/etc'), '/etc/x.yaml');
   assert.equal(configFromArgv(['node', '/app/src/cli.ts', 'check', '--config', 'x.yaml'], '/'), null);
   assert.equal(configFromArgv(['node', '/app/src/cli.ts'], '/'), null);
