@@ -1,6 +1,6 @@
 // node:http keeps the response in flight on its socket as `socket._httpMessage`; the
 // listeners read it to answer a bad request without corrupting a response under way, and
-// to tell idle keep-alive connections from busy ones (src/http/listeners.ts).
+// to tell idle keep-alive connections from busy ones (src/http/connection-tracker.ts, src/http/client-errors.ts).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,7 +9,7 @@ import type { ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { request } from 'undici';
 
-const RELIES = 'src/http/listeners.ts relies on it';
+const RELIES = 'src/http/connection-tracker.ts and src/http/client-errors.ts rely on it';
 
 test('node:http internal `socket._httpMessage` is the response in flight, null once it is done', async (t) => {
   let during: unknown;
