@@ -16,7 +16,7 @@ import { Edge } from '../src/edge.ts';
 import { makeCert } from './helpers/certs.ts';
 import type { TestCert } from './helpers/certs.ts';
 import { tempDir } from './helpers/edge-process.ts';
-import { memoryLog } from './helpers/memory-log.ts';
+import { memoryLog } from './helpers/event-log.ts';
 import { serialFor } from './helpers/tls-client.ts';
 import { startOrigin } from './helpers/origin.ts';
 
@@ -48,7 +48,7 @@ async function world(t: TestContext, upstream = 'http://127.0.0.1:1'): Promise<W
     sites: [{ hosts: ['e.test'], upstream }],
   };
   const log = memoryLog();
-  const edge = await Edge.start(build(base), { log: log.log, certWatchIntervalMs: 60_000 });
+  const edge = await Edge.start(build(base), { log, certWatchIntervalMs: 60_000 });
   t.after(() => edge.stop(1000));
   return { dir, cert, other, busy: await holdPort(t), edge, log, base };
 }

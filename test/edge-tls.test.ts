@@ -15,7 +15,7 @@ import { checkConfig } from '../src/check.ts';
 import { makeCert } from './helpers/certs.ts';
 import { tempDir } from './helpers/edge-process.ts';
 import { exchange, handshake, serialFor } from './helpers/tls-client.ts';
-import { memoryLog } from './helpers/memory-log.ts';
+import { memoryLog } from './helpers/event-log.ts';
 import { startOrigin } from './helpers/origin.ts';
 import { h2RawRequest } from './helpers/h2-raw.ts';
 import type { RawField } from './helpers/h2-raw.ts';
@@ -39,7 +39,8 @@ test('a certificate/key pair that does not load stops the start before any port 
   const good = await makeCert({ names: ['e.test'], dir: d, stem: 'good' });
   const other = await makeCert({ names: ['other.test'], dir: d, stem: 'other' });
   const bad = config({ certificates: [{ cert: good.certPath, key: other.keyPath }] });
-  const { log, named } = memoryLog();
+  const log = memoryLog();
+  const { named } = log;
   await assert.rejects(Edge.start(bad, { log }), (err: unknown) => {
     assert.ok(err instanceof EdgeError);
     assert.equal(err.code, 'CERT_INVALID');
@@ -58,7 +59,8 @@ test('a missing tls.certbot directory: a warning when acme is set, served once c
   const d = dir(t);
   const root = join(d, 'letsencrypt');
   const acme = { directory: 'https://127.0.0.1:1/directory', storage: join(d, 'storage') };
-  const { log, named } = memoryLog();
+  const log = memoryLog();
+  const { named } = log;
   // ACME is configured but not started here: no order leaves the machine.
   const edge = await Edge.start(config({ certbot: root }, undefined, { acme }), { log, startAcme: false, certWatchIntervalMs: 50 });
   t.after(() => edge.stop(1000));
@@ -72,7 +74,7 @@ test('a missing tls.certbot directory: a warning when acme is set, served once c
   assert.equal(await serialFor(edge.ports.https[0]!, 'e.test'), issued.serial);
 
   const alone = memoryLog();
-  await assert.rejects(Edge.start(config({ certbot: join(d, 'nowhere') }), { log: alone.log }), (err: unknown) => {
+  await assert.rejects(Edge.start(config({ certbot: join(d, 'nowhere') }), { log: alone }), (err: unknown) => {
     assert.ok(err instanceof EdgeError);
     assert.equal(err.code, 'CERT_INVALID');
     assert.match(err.message, /tls\.certbot: cannot read .*nowhere\/live \(ENOENT\); nothing else provides a certificate/);
@@ -84,7 +86,7 @@ test('a missing tls.certbot directory: a warning when acme is set, served once c
 test('https listeners serve the configured certificate, h2 and http/1.1; the store takes ACME certificates', async (t) => {
   const d = dir(t);
   const cert = await makeCert({ names: ['e.test'], dir: d, stem: 'e' });
-  const { log } = memoryLog();
+  const log = memoryLog();
   const edge = await Edge.start(config({ certificates: [{ cert: cert.certPath, key: cert.keyPath }] }), { log });
   t.after(() => edge.stop(1000));
   assert.equal(edge.ports.https.length, 1);
@@ -108,7 +110,7 @@ test('reload re-reads certificate files and applies tls.unknown_sni', async (t) 
   const d = dir(t);
   const v1 = await makeCert({ names: ['e.test'], dir: d, stem: 'e' });
   const v2 = await makeCert({ names: ['e.test'], dir: d, stem: 'v2' });
-  const { log } = memoryLog();
+  const log = memoryLog();
   const tls = { certificates: [{ cert: v1.certPath, key: v1.keyPath }] };
   const edge = await Edge.start(config(tls), { log, certWatchIntervalMs: 60_000 });
   t.after(() => edge.stop(1000));
@@ -126,7 +128,7 @@ test('reload re-reads certificate files and applies tls.unknown_sni', async (t) 
 test('stop sends GOAWAY to h2 sessions, closes idle keep-alive connections and drains at once', async (t) => {
   const d = dir(t);
   const cert = await makeCert({ names: ['e.test'], dir: d, stem: 'e' });
-  const { log } = memoryLog();
+  const log = memoryLog();
   const edge = await Edge.start(config({ certificates: [{ cert: cert.certPath, key: cert.keyPath }] }), { log });
   const port = edge.ports.https[0]!;
   const session = h2Connect(`https://127.0.0.1:${port}`, { servername: 'e.test', rejectUnauthorized: false });
@@ -165,7 +167,7 @@ test('nodejs/node#56703: malformed h2 header fields never reach the upstream (no
     'test',
   );
   assert.ok(result.ok);
-  const edge = await Edge.start(result.config, { log: memoryLog().log });
+  const edge = await Edge.start(result.config, { log: memoryLog() });
   t.after(() => edge.stop(1000));
   const port = edge.ports.https[0]!;
   const request: RawField[] = [[':method', 'GET'], [':scheme', 'https'], [':authority', 'e.test'], [':path', '/m']];

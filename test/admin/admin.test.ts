@@ -15,9 +15,10 @@ import type { StatusDocument } from '../../src/admin/status.ts';
 import { scrape, valueOf } from '../helpers/prom.ts';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { memoryLog } from '../helpers/events.ts';
+import { memoryLog } from '../helpers/event-log.ts';
 import { tempDir } from '../helpers/edge-process.ts';
-import { freePort, requireTools, startChallTestSrv, startPebble } from '../helpers/pebble.ts';
+import { requirePebble, startChallTestSrv, startPebble } from '../helpers/pebble.ts';
+import { freePort } from '../helpers/ports.ts';
 
 function config(raw: Record<string, unknown>): Config {
   const result = validateConfig(raw, 'admin-test');
@@ -81,7 +82,7 @@ test('an unreachable ACME directory does not stop the start: the edge serves and
 });
 
 test('edge with acme: names ordered at start, POST /renew/NAME renews, restart serves stored certificates, reload', { timeout: 90_000 }, async (t) => {
-  if (!requireTools(t, ['pebble', 'pebble-challtestsrv'])) return;
+  if (!requirePebble(t)) return;
   const dir = tempDir('opam-edge-admin-');
   const cleanups: (() => Promise<void> | void)[] = [() => rmSync(dir, { recursive: true, force: true })];
   t.after(async () => {

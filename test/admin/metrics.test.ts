@@ -15,9 +15,9 @@ import { Edge } from '../../src/edge.ts';
 import { tempDir, startEdgeProcess } from '../helpers/edge-process.ts';
 import { makeCert } from '../helpers/certs.ts';
 import { startOrigin } from '../helpers/origin.ts';
-import { freePort } from '../helpers/pebble.ts';
+import { freePort } from '../helpers/ports.ts';
 import { exchange, handshake } from '../helpers/tls-client.ts';
-import { memoryLog } from '../helpers/events.ts';
+import { memoryLog } from '../helpers/event-log.ts';
 import { scrape, valueOf } from '../helpers/prom.ts';
 import type { StatusDocument } from '../../src/admin/status.ts';
 

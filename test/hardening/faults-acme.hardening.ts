@@ -17,7 +17,8 @@ import { request } from 'undici';
 import { stringify } from 'yaml';
 import { startEdgeProcess, tempDir } from '../helpers/edge-process.ts';
 import type { EdgeProcess } from '../helpers/edge-process.ts';
-import { freePort, requireTools, startChallTestSrv, startPebble } from '../helpers/pebble.ts';
+import { requirePebble, startChallTestSrv, startPebble } from '../helpers/pebble.ts';
+import { freePort } from '../helpers/ports.ts';
 import type { Pebble } from '../helpers/pebble.ts';
 import { serialFor } from '../helpers/tls-client.ts';
 import { startOrigin } from '../helpers/origin.ts';
@@ -45,7 +46,7 @@ type Acme = {
 };
 
 async function acmeEdge(t: TestContext, options: { tmpfs?: boolean } = {}): Promise<Acme | null> {
-  if (!requireTools(t, ['pebble', 'pebble-challtestsrv'])) return null;
+  if (!requirePebble(t)) return null;
   const dir = tempDir('opam-edge-acme-faults-');
   const cleanups: (() => Promise<void> | void)[] = [() => rmSync(dir, { recursive: true, force: true })];
   t.after(async () => {

@@ -18,7 +18,8 @@ import { startFaultyUpstream } from './lib/faulty-upstream.ts';
 import { agent, get } from './lib/client.ts';
 import type { Got } from './lib/client.ts';
 import { recordFigures } from './lib/figures.ts';
-import { freePort, requireTool } from '../helpers/dns-server.ts';
+import { freePort } from '../helpers/ports.ts';
+import { requireTool } from '../helpers/tools.ts';
 import { rawRequest } from '../helpers/raw-http.ts';
 
 type Fault = { name: string; expected: string; got: string; ok: boolean };

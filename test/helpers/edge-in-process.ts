@@ -9,22 +9,15 @@ import { join } from 'node:path';
 import { validateConfig } from '../../src/config.ts';
 import { Edge } from '../../src/edge.ts';
 import type { EdgeDeps } from '../../src/edge.ts';
-import type { EventLog, Fields } from '../../src/log.ts';
+import { memoryLog } from './event-log.ts';
+import type { MemoryEvent } from './event-log.ts';
 import { tempDir } from './edge-process.ts';
-
-export type RecordedEvent = { level: string; event: string; fields: Fields };
-
-export function recordingLog(): { log: EventLog; events: RecordedEvent[] } {
-  const events: RecordedEvent[] = [];
-  const at = (level: string) => (event: string, fields: Fields = {}) => events.push({ level, event, fields });
-  return { log: { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') }, events };
-}
 
 export type InProcessEdge = {
   edge: Edge;
   port: number;
   dir: string;
-  events: RecordedEvent[];
+  events: MemoryEvent[];
   /** Stops the edge (flushing the access log) and returns its lines. */
   accessLines(): Promise<string[]>;
 };
@@ -46,7 +39,7 @@ export async function startEdge(
     'test',
   );
   if (!result.ok) throw new Error(result.errors.join('\n'));
-  const { log, events } = recordingLog();
+  const log = memoryLog();
   const edge = await Edge.start(result.config, { log, ...deps });
   t.after(async () => {
     await edge.stop(1000);
@@ -56,7 +49,7 @@ export async function startEdge(
     edge,
     port: edge.ports.http[0]!,
     dir,
-    events,
+    events: log.events,
     async accessLines() {
       await edge.stop(1000);
       return existsSync(accessPath) ? readFileSync(accessPath, 'utf8').split('\n').filter(Boolean) : [];

@@ -22,7 +22,7 @@ import { makeCert } from '../helpers/certs.ts';
 import type { TestCert } from '../helpers/certs.ts';
 import { tempDir } from '../helpers/edge-process.ts';
 import { exchange, handshake, serialFor } from '../helpers/tls-client.ts';
-import { memoryLog } from '../helpers/memory-log.ts';
+import { memoryLog } from '../helpers/event-log.ts';
 import { requireTool } from '../helpers/tools.ts';
 import { captureClientHello } from '../hardening/lib/poke.ts';
 
@@ -52,7 +52,7 @@ async function listen(t: TestContext, options: { store: CertStore; http2?: boole
   const connections = new ConnectionTracker();
   const sessions = new Http2Sessions();
   const tlsErrors: string[] = [];
-  const { log } = memoryLog();
+  const log = memoryLog();
   const server = createSecureListener({
     store: options.store,
     http2: options.http2 ?? true,
@@ -184,7 +184,7 @@ test('ALPN http/1.0: offered next to h2 and http/1.1, served by the HTTP/1 path 
 });
 
 test('curl --http1.0 over TLS gets an answer', async (t) => {
-  if (!requireTool(t, 'curl')) return;
+  if (!requireTool(t, 'curl', 'curl')) return;
   const { store } = await certs(t, ['curl.test']);
   const { port } = await listen(t, { store, http2: true });
   const out = await sh(`curl -sk --http1.0 --resolve curl.test:${port}:127.0.0.1 -w ' %{http_version} %{response_code}' https://curl.test:${port}/c`);
@@ -251,7 +251,7 @@ test('TLS versions, ciphers and groups: 1.2/1.3 with Mozilla intermediate, 1.0/1
 });
 
 test('openssl s_client: each name its certificate, TLS 1.1 refused, 1.2 and 1.3 accepted', async (t) => {
-  if (!requireTool(t, 'openssl')) return;
+  if (!requireTool(t, 'openssl', 'openssl')) return;
   const { store, list } = await certs(t, ['one.test'], ['two.test']);
   const { port } = await listen(t, { store });
   const client = (args: string) => `openssl s_client -connect 127.0.0.1:${port} ${args} </dev/null`;
@@ -352,7 +352,7 @@ test('limits apply to HTTP/1.1 on the h2 server: a header block over max_header_
 test('certificate swap under load: no request fails, new handshakes get the new serial, sessions resume', async (t) => {
   const dir = tempDir('opam-edge-swap-');
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const { log } = memoryLog();
+  const log = memoryLog();
   const store = new CertStore({ log });
   const files = new CertificateFiles({ store, log, intervalMs: 50 });
   t.after(() => files.stop());

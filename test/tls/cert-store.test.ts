@@ -13,7 +13,7 @@ import { makeCert } from '../helpers/certs.ts';
 import type { CertOptions, TestCert } from '../helpers/certs.ts';
 import { tempDir } from '../helpers/edge-process.ts';
 import { handshake, serialFor } from '../helpers/tls-client.ts';
-import { memoryLog } from '../helpers/memory-log.ts';
+import { memoryLog } from '../helpers/event-log.ts';
 
 const DAY = 86_400_000;
 
@@ -37,7 +37,8 @@ async function serve(t: TestContext, store: CertStore): Promise<number> {
 }
 
 function store(options: CertStoreOptions = {}) {
-  const { log, events, named } = memoryLog();
+  const log = memoryLog();
+  const { events, named } = log;
   return { store: new CertStore({ log, ...options }), events, named };
 }
 

@@ -4,7 +4,8 @@ import { checkUpstreamNames, createLookup, Resolver, sortAddresses } from '../..
 import type { Lookup } from '../../src/upstream/resolver.ts';
 import { Upstreams } from '../../src/upstream/upstreams.ts';
 import { captureLog, h1Request, makeConfig, startFront } from '../helpers/front.ts';
-import { CHALLTESTSRV, requireTool, startDnsServer } from '../helpers/dns-server.ts';
+import { CHALLTESTSRV, startDnsServer } from '../helpers/dns-server.ts';
+import { requireTool } from '../helpers/tools.ts';
 import type { DnsServer } from '../helpers/dns-server.ts';
 import { startOrigin } from '../helpers/origin.ts';
 import { until } from '../helpers/until.ts';
