@@ -7,7 +7,7 @@
 // The tmpfs needs root: without it the disk parts skip loudly (and fail under CI).
 // Reproduce the kill points: OPAM_EDGE_KILL_SEED=<seed printed by the run>.
 
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -240,7 +240,8 @@ test('kill -9 at random points of a renewal and of a config reload: on restart a
   record('kill -9 at random points of a config reload', 'restart: the new config in force, a valid pair serves', `${reloadKills} kills, ${whole} restarts with the whole config`, whole === reloadKills);
 });
 
-test('ACME faults: figures', () => {
+// The run's figures (lib/figures.ts) are written once every test has run: a report, not a test.
+after(() => {
   recordFigures('faults-acme', {
     title: 'Faults on the certificate side (Pebble)',
     by: 'npm run test:hardening (faults-acme.hardening.ts)',
