@@ -6,7 +6,6 @@ import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { validateConfig } from '../src/config.ts';
 import type { Config } from '../src/config.ts';
 import { Edge } from '../src/edge.ts';
 import { EdgeError } from '../src/errors.ts';
@@ -14,15 +13,14 @@ import { checkConfig } from '../src/check.ts';
 import { makeCert } from './helpers/certs.ts';
 import { tempDir } from './helpers/edge-process.ts';
 import { exchange, handshake, serialFor } from './helpers/tls-client.ts';
+import { testConfig } from './helpers/edge-in-process.ts';
 import { memoryLog } from './helpers/event-log.ts';
 import { h2Request, h2Session } from './helpers/clients.ts';
 import { certbotTree } from './helpers/certbot-tree.ts';
 import { until } from './helpers/until.ts';
 
 function config(tls: Record<string, unknown>, listen = { http: ['127.0.0.1:0'], https: ['127.0.0.1:0'] }, more: Record<string, unknown> = {}): Config {
-  const result = validateConfig({ listen, tls, access_log: 'off', sites: [{ hosts: ['e.test'], upstream: 'http://127.0.0.1:1' }], ...more }, 'test');
-  assert.ok(result.ok, !result.ok ? result.errors.join('\n') : '');
-  return result.config;
+  return testConfig({ listen, tls, access_log: 'off', sites: [{ hosts: ['e.test'], upstream: 'http://127.0.0.1:1' }], ...more });
 }
 
 function dir(t: TestContext): string {

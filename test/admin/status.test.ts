@@ -10,12 +10,12 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
-import { validateConfig } from '../../src/config.ts';
 import { Edge } from '../../src/edge.ts';
 import type { StatusDocument } from '../../src/admin/status.ts';
 import { healthcheck } from '../../src/healthcheck.ts';
 import { tempDir } from '../helpers/edge-process.ts';
 import { makeCert } from '../helpers/certs.ts';
+import { testConfig } from '../helpers/edge-in-process.ts';
 import { memoryLog } from '../helpers/event-log.ts';
 import { freePort } from '../helpers/ports.ts';
 import { startDnsServer } from '../helpers/dns-server.ts';
@@ -24,9 +24,7 @@ import { untilValue } from '../helpers/until.ts';
 import { scrape, sumOf, valueOf } from '../helpers/prom.ts';
 
 function config(raw: Record<string, unknown>) {
-  const result = validateConfig({ access_log: 'off', ...raw }, 'status-test');
-  if (!result.ok) throw new Error(result.errors.join('\n'));
-  return result.config;
+  return testConfig({ access_log: 'off', ...raw });
 }
 
 async function get(port: number, path: string, method: 'GET' | 'HEAD' = 'GET') {

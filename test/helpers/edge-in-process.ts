@@ -9,9 +9,17 @@ import { join } from 'node:path';
 import { validateConfig } from '../../src/config.ts';
 import { Edge } from '../../src/edge.ts';
 import type { EdgeDeps } from '../../src/edge.ts';
+import type { Config } from '../../src/config.ts';
 import { memoryLog } from './event-log.ts';
 import type { MemoryEvent } from './event-log.ts';
 import { tempDir } from './edge-process.ts';
+
+/** A validated Config from `raw`, or an error naming every problem (test configs are meant to be valid). */
+export function testConfig(raw: Record<string, unknown>): Config {
+  const result = validateConfig(raw, 'test');
+  if (!result.ok) throw new Error(result.errors.join('\n'));
+  return result.config;
+}
 
 export type InProcessEdge = {
   edge: Edge;
@@ -29,18 +37,11 @@ export async function startEdge(
 ): Promise<InProcessEdge> {
   const dir = tempDir();
   const accessPath = join(dir, 'access.log');
-  const result = validateConfig(
-    {
-      listen: { http: ['[::]:0'], https: [] },
-      access_log: accessPath,
-      sites: [{ hosts: ['opam.test'], upstream: 'http://127.0.0.1:9' }],
-      ...config,
-    },
-    'test',
-  );
-  if (!result.ok) throw new Error(result.errors.join('\n'));
   const log = memoryLog();
-  const edge = await Edge.start(result.config, { log, ...deps });
+  const edge = await Edge.start(
+    testConfig({ listen: { http: ['[::]:0'], https: [] }, access_log: accessPath, sites: [{ hosts: ['opam.test'], upstream: 'http://127.0.0.1:9' }], ...config }),
+    { log, ...deps },
+  );
   t.after(async () => {
     await edge.stop(1000);
     rmSync(dir, { recursive: true, force: true });

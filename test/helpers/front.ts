@@ -8,7 +8,6 @@
 import type { AddressInfo } from 'node:net';
 import type { Server as TlsServer } from 'node:tls';
 import { rmSync } from 'node:fs';
-import { validateConfig } from '../../src/config.ts';
 import type { Config } from '../../src/config.ts';
 import type { AccessLog, AccessRecord } from '../../src/log.ts';
 import { Upstreams } from '../../src/upstream/upstreams.ts';
@@ -20,6 +19,7 @@ import { CertStore } from '../../src/tls/cert-store.ts';
 import { makeCA, makeCert } from './certs.ts';
 import type { TestCert } from './certs.ts';
 import { tempDir } from './edge-process.ts';
+import { testConfig } from './edge-in-process.ts';
 import { memoryLog } from './event-log.ts';
 import type { MemoryLog } from './event-log.ts';
 
@@ -60,10 +60,9 @@ function certs() {
   return sharedCerts;
 }
 
+/** A config without listeners or access log (the front has its own), plus `raw`. */
 export function makeConfig(raw: Record<string, unknown>): Config {
-  const result = validateConfig({ listen: { http: [], https: [] }, access_log: 'off', ...raw }, 'test');
-  if (!result.ok) throw new Error(result.errors.join('\n'));
-  return result.config;
+  return testConfig({ listen: { http: [], https: [] }, access_log: 'off', ...raw });
 }
 
 /**
