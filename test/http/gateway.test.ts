@@ -14,6 +14,7 @@ import { captureAccessLog, makeConfig, startFront } from '../helpers/front.ts';
 import { h1Request, h2Request, h2Session } from '../helpers/clients.ts';
 import { memoryLog } from '../helpers/event-log.ts';
 import { rawRequest } from '../helpers/raw-http.ts';
+import { exchange, handshake } from '../helpers/tls-client.ts';
 
 async function setup(t: import('node:test').TestContext, raw: Record<string, unknown> = {}) {
   const origin = await startOrigin({ host: '127.0.0.2' });
@@ -103,6 +104,18 @@ test('HSTS is added when tls.hsts is set, to proxied answers and to opam-edge\'s
   const session = h2Session(front.h2Port, front.ca);
   t.after(() => session.close());
   assert.equal((await h2Request(session)).headers['strict-transport-security'], 'max-age=31536000; includeSubDomains');
+});
+
+test('the front serves through the real https listener: a client offering only ALPN http/1.0 is answered on both ports', async (t) => {
+  // A hand-made https/http2 server (the front before) ends such a handshake with a fatal
+  // no_application_protocol alert; the edge's listener (createSecureListener) serves it.
+  const { front } = await setup(t);
+  for (const port of [front.h1Port, front.h2Port]) {
+    const h = await handshake(port, { servername: 'opam.test', ALPNProtocols: ['http/1.0'] });
+    t.after(() => h.socket.destroy());
+    assert.equal(h.alpn, 'http/1.0');
+    assert.equal((await exchange(h.socket, '/', 'opam.test')).status, 200);
+  }
 });
 
 test('no HSTS header unless configured', async (t) => {
