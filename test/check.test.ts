@@ -14,8 +14,9 @@ import type { Problem } from '../src/check.ts';
 import { makeCert } from './helpers/certs.ts';
 import { tempDir } from './helpers/edge-process.ts';
 import { certbotTree } from './helpers/certbot-tree.ts';
-import { freePort } from './helpers/pebble.ts';
-import { CHALLTESTSRV, requireTool, startDnsServer } from './helpers/dns-server.ts';
+import { freePort } from './helpers/ports.ts';
+import { CHALLTESTSRV, startDnsServer } from './helpers/dns-server.ts';
+import { requireTool } from './helpers/tools.ts';
 
 const SITE = 'sites:\n  - hosts: ["e.test"]\n    upstream: "http://127.0.0.1:9"\n';
 

@@ -6,9 +6,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from '../src/cli.ts';
 import { CLI, startEdgeProcess, tempDir } from './helpers/edge-process.ts';
-import { CHALLTESTSRV, requireTool, startDnsServer } from './helpers/dns-server.ts';
+import { CHALLTESTSRV, startDnsServer } from './helpers/dns-server.ts';
+import { requireTool } from './helpers/tools.ts';
 import { makeCert } from './helpers/certs.ts';
-import { freePort } from './helpers/pebble.ts';
+import { freePort } from './helpers/ports.ts';
 
 type Run = { code: number | null; stdout: string; stderr: string };
 

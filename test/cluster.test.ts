@@ -10,7 +10,8 @@ import { startEdgeProcess, tempDir } from './helpers/edge-process.ts';
 import type { EdgeProcess } from './helpers/edge-process.ts';
 import { makeCert } from './helpers/certs.ts';
 import { startOrigin } from './helpers/origin.ts';
-import { freePort, requireTools, startChallTestSrv, startPebble } from './helpers/pebble.ts';
+import { requirePebble, startChallTestSrv, startPebble } from './helpers/pebble.ts';
+import { freePort } from './helpers/ports.ts';
 
 const pids = (edge: EdgeProcess, event: string, from = 0) => new Set(edge.events.slice(from).filter((e) => e.event === event).map((e) => e.pid));
 
@@ -92,7 +93,7 @@ test('workers on port 0 share the primary\'s socket (node:cluster), so tests and
 });
 
 test('ACME with two workers: the primary orders, whichever worker the CA reaches answers, both serve the certificate', { timeout: 120_000 }, async (t) => {
-  if (!requireTools(t, ['pebble', 'pebble-challtestsrv'])) return;
+  if (!requirePebble(t)) return;
   const dir = tempDir('opam-edge-cluster-');
   const cleanups: (() => Promise<void> | void)[] = [() => rmSync(dir, { recursive: true, force: true })];
   t.after(async () => {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { startEdgeProcess, tempDir } from './helpers/edge-process.ts';
 import type { EdgeEvent } from './helpers/edge-process.ts';
 import { makeCert } from './helpers/certs.ts';
-import { freePorts } from './helpers/pebble.ts';
+import { freePorts } from './helpers/ports.ts';
 import { serialFor } from './helpers/tls-client.ts';
 
 test('workers: a refused reload is refused by every process, logged once; a good one reaches all', { timeout: 60_000 }, async (t) => {

@@ -10,23 +10,18 @@ import type { AddressInfo, Server } from 'node:net';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
-import { validateConfig } from '../src/config.ts';
-import type { Config } from '../src/config.ts';
 import { Edge } from '../src/edge.ts';
 import { makeCert } from './helpers/certs.ts';
 import type { TestCert } from './helpers/certs.ts';
 import { tempDir } from './helpers/edge-process.ts';
-import { memoryLog } from './helpers/memory-log.ts';
+import { testConfig } from './helpers/edge-in-process.ts';
+import { memoryLog } from './helpers/event-log.ts';
 import { serialFor } from './helpers/tls-client.ts';
 import { startOrigin } from './helpers/origin.ts';
 
 type World = { dir: string; cert: TestCert; other: TestCert; busy: number; edge: Edge; log: ReturnType<typeof memoryLog>; base: Record<string, any> };
 
-function build(raw: Record<string, unknown>): Config {
-  const result = validateConfig(raw, 'test');
-  assert.ok(result.ok, !result.ok ? result.errors.join('\n') : '');
-  return result.config;
-}
+const build = testConfig;
 
 /** A port something else holds, so binding it fails (EADDRINUSE). */
 async function holdPort(t: TestContext): Promise<number> {
@@ -48,7 +43,7 @@ async function world(t: TestContext, upstream = 'http://127.0.0.1:1'): Promise<W
     sites: [{ hosts: ['e.test'], upstream }],
   };
   const log = memoryLog();
-  const edge = await Edge.start(build(base), { log: log.log, certWatchIntervalMs: 60_000 });
+  const edge = await Edge.start(build(base), { log, certWatchIntervalMs: 60_000 });
   t.after(() => edge.stop(1000));
   return { dir, cert, other, busy: await holdPort(t), edge, log, base };
 }

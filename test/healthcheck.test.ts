@@ -4,13 +4,13 @@ import { execFile } from 'node:child_process';
 import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
-import { createServer as createNetServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { configFromArgv, configPath, healthcheck, probeFor, runningConfig, DEFAULT_CONFIG } from '../src/healthcheck.ts';
 import { startEdgeProcess, tempDir } from './helpers/edge-process.ts';
+import { freePort } from './helpers/ports.ts';
 
 const SCRIPT = fileURLToPath(new URL('../src/healthcheck.ts', import.meta.url));
 const site = { hosts: ['check.test'], upstream: 'http://127.0.0.1:9' };
@@ -22,15 +22,6 @@ function runScript(args: string[]): Promise<{ code: number; stdout: string }> {
       resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout });
     });
   });
-}
-
-/** A port that was free a moment ago (the healthcheck needs a fixed port in the config). */
-async function freePort(): Promise<number> {
-  const server = createNetServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
 }
 
 test('what is probed: admin first, else the first fixed http listener, else https', () => {

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import { join } from 'node:path';
 import { startEdgeProcess, tempDir } from './helpers/edge-process.ts';
 import { get } from './helpers/edge-in-process.ts';
-import { refused } from './helpers/refused.ts';
+import { refused } from './helpers/ports.ts';
 import { makeCert } from './helpers/certs.ts';
 import { serialFor } from './helpers/tls-client.ts';
 

@@ -4,7 +4,6 @@
 
 import { randomFillSync } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { makeCA, makeCert } from '../../test/helpers/certs.ts';
 
@@ -36,19 +35,6 @@ export async function makeFixtures(dir: string): Promise<Fixtures> {
   const ca = await makeCA(certs, 'opam-edge bench CA');
   const leaf = await makeCert({ names: [SITE_HOST, 'localhost', '127.0.0.1'], dir: certs, stem: 'bench', ca });
   return { dir, www, cert: leaf.certPath, key: leaf.keyPath, ca: ca.certPath };
-}
-
-/** A port the kernel says is free on 127.0.0.1 now (closed again before it is returned). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** Writes a config file next to the others and returns its path. */

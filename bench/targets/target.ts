@@ -4,7 +4,7 @@
 // "not available" in the results instead of stopping the run).
 
 import type { Fixtures } from '../lib/fixtures.ts';
-import { freePort } from '../lib/fixtures.ts';
+import { freePort } from '../../test/helpers/ports.ts';
 import type { CpuPlan, Tools } from '../lib/tools.ts';
 import type { Managed } from '../lib/processes.ts';
 import { startProcess } from '../lib/processes.ts';

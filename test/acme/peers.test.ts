@@ -5,7 +5,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
 import { PEER_HOP_HEADER, PEER_TIMEOUT_MS, PeerForwarder } from '../../src/acme/peers.ts';
-import type { EventLog, Fields } from '../../src/log.ts';
+import { memoryLog } from '../helpers/event-log.ts';
+import { freePort } from '../helpers/ports.ts';
 
 type Seen = { url: string; headers: IncomingMessage['headers'] };
 
@@ -36,22 +37,6 @@ async function hangingPeer(t: import('node:test').TestContext) {
   return new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
 }
 
-/** A port nothing listens on: connections are refused. */
-async function refusedPeer() {
-  const server = createNetServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as AddressInfo).port;
-  await new Promise<void>((r) => server.close(() => r()));
-  return new URL(`http://127.0.0.1:${port}`);
-}
-
-function recordingLog() {
-  const events: { event: string; fields: Fields }[] = [];
-  const push = (event: string, fields: Fields = {}) => events.push({ event, fields });
-  const log: EventLog = { debug: push, info: push, warn: push, error: push };
-  return { log, events };
-}
-
 const text = (body: string, status = 200) => (_req: IncomingMessage, res: ServerResponse) => {
   res.writeHead(status, { 'content-type': 'text/plain' });
   res.end(body);
@@ -63,7 +48,7 @@ test('the default timeout is 5 s (docs/behaviour.md, "Port 80")', () => {
 
 test('asks the peer for the same path, marked as a hop, with the original Host', async (t) => {
   const p = await peer(t, text('tok123.thumb\n'));
-  const forwarder = new PeerForwarder(recordingLog().log);
+  const forwarder = new PeerForwarder(memoryLog());
   t.after(() => forwarder.close());
   forwarder.setPeers([p.url]);
   assert.equal(await forwarder.ask('tok123', 'opam.ocaml.org'), 'tok123.thumb');
@@ -83,7 +68,7 @@ test('peers are asked in order; the first real key authorization wins', async (t
   const wrongToken = await peer(t, text('other.thumb'));
   const good = await peer(t, text('tok.thumb'));
   const after = await peer(t, text('tok.never'));
-  const forwarder = new PeerForwarder(recordingLog().log);
+  const forwarder = new PeerForwarder(memoryLog());
   t.after(() => forwarder.close());
   forwarder.setPeers([notFound.url, catchAll.url, wrongToken.url, good.url, after.url]);
   assert.equal(await forwarder.ask('tok', 'a.test'), 'tok.thumb');
@@ -92,7 +77,7 @@ test('peers are asked in order; the first real key authorization wins', async (t
 
 test('an oversized answer is not a key authorization', async (t) => {
   const big = await peer(t, text(`tok.${'a'.repeat(5000)}`));
-  const forwarder = new PeerForwarder(recordingLog().log);
+  const forwarder = new PeerForwarder(memoryLog());
   t.after(() => forwarder.close());
   forwarder.setPeers([big.url]);
   assert.equal(await forwarder.ask('tok', 'a.test'), null);
@@ -100,7 +85,7 @@ test('an oversized answer is not a key authorization', async (t) => {
 
 test('a peer URL with a path keeps it as a prefix', async (t) => {
   const p = await peer(t, text('tok.k'));
-  const forwarder = new PeerForwarder(recordingLog().log);
+  const forwarder = new PeerForwarder(memoryLog());
   t.after(() => forwarder.close());
   forwarder.setPeers([new URL('/edge/', p.url)]);
   assert.equal(await forwarder.ask('tok', 'a.test'), 'tok.k');
@@ -108,10 +93,12 @@ test('a peer URL with a path keeps it as a prefix', async (t) => {
 });
 
 test('a peer that is down or hangs costs at most the timeout, is logged, and the next peer is asked', async (t) => {
-  const down = await refusedPeer();
+  // A port nothing listens on: connections are refused.
+  const down = new URL(`http://127.0.0.1:${await freePort()}`);
   const hangs = await hangingPeer(t);
   const good = await peer(t, text('tok.k'));
-  const { log, events } = recordingLog();
+  const log = memoryLog();
+  const { events } = log;
   const forwarder = new PeerForwarder(log, 300);
   t.after(() => forwarder.close());
   forwarder.setPeers([down, hangs, good.url]);
@@ -120,11 +107,11 @@ test('a peer that is down or hangs costs at most the timeout, is logged, and the
   const elapsed = Date.now() - started;
   assert.ok(elapsed >= 250 && elapsed < 3000, `took ${elapsed} ms`);
   const failures = events.filter((e) => e.event === 'peer_forward_failed');
-  assert.deepEqual(failures.map((e) => [e.fields.peer, e.fields.code]), [
+  assert.deepEqual(failures.map((e) => [e.peer, e.code]), [
     [down.href, 'PEER_FORWARD_FAILED'],
     [hangs.href, 'PEER_FORWARD_FAILED'],
   ]);
-  assert.equal(failures[0]!.fields.reason, 'ECONNREFUSED');
+  assert.equal(failures[0]!.reason, 'ECONNREFUSED');
   const status = forwarder.status();
   assert.deepEqual(status.map((s) => s.lastOk), [false, false, true]);
 });
@@ -132,7 +119,7 @@ test('a peer that is down or hangs costs at most the timeout, is logged, and the
 test('setPeers replaces the list and keeps the state of peers that stay', async (t) => {
   const a = await peer(t, text('nope', 404));
   const b = await peer(t, text('tok.k'));
-  const forwarder = new PeerForwarder(recordingLog().log);
+  const forwarder = new PeerForwarder(memoryLog());
   t.after(() => forwarder.close());
   forwarder.setPeers([a.url]);
   assert.equal(await forwarder.ask('tok', 'x.test'), null);

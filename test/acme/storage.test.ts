@@ -9,7 +9,7 @@ import { AcmeStorage, directorySlug } from '../../src/acme/storage.ts';
 import { makeCA, makeCert } from '../helpers/certs.ts';
 import type { TestCert } from '../helpers/certs.ts';
 import { tempDir } from '../helpers/edge-process.ts';
-import { memoryLog } from '../helpers/events.ts';
+import { memoryLog } from '../helpers/event-log.ts';
 
 const WRITER = fileURLToPath(new URL('./fixtures/storage-writer.ts', import.meta.url));
 

@@ -7,7 +7,6 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { parseConfig, validateConfig } from '../../src/config.ts';
-import type { Config } from '../../src/config.ts';
 import { Edge } from '../../src/edge.ts';
 import { createAdminHandler, renewRoute, sendJson } from '../../src/admin/admin.ts';
 import { esc, renderStatusPage } from '../../src/admin/admin-page.ts';
@@ -15,15 +14,13 @@ import type { StatusDocument } from '../../src/admin/status.ts';
 import { scrape, valueOf } from '../helpers/prom.ts';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { memoryLog } from '../helpers/events.ts';
+import { testConfig } from '../helpers/edge-in-process.ts';
+import { memoryLog } from '../helpers/event-log.ts';
 import { tempDir } from '../helpers/edge-process.ts';
-import { freePort, requireTools, startChallTestSrv, startPebble } from '../helpers/pebble.ts';
+import { requirePebble, startChallTestSrv, startPebble } from '../helpers/pebble.ts';
+import { freePort } from '../helpers/ports.ts';
 
-function config(raw: Record<string, unknown>): Config {
-  const result = validateConfig(raw, 'admin-test');
-  if (!result.ok) throw new Error(result.errors.join('\n'));
-  return result.config;
-}
+const config = testConfig;
 
 test('admin routes: a table of paths and methods; 404 and 405 with Allow', async (t) => {
   const calls: string[] = [];
@@ -81,7 +78,7 @@ test('an unreachable ACME directory does not stop the start: the edge serves and
 });
 
 test('edge with acme: names ordered at start, POST /renew/NAME renews, restart serves stored certificates, reload', { timeout: 90_000 }, async (t) => {
-  if (!requireTools(t, ['pebble', 'pebble-challtestsrv'])) return;
+  if (!requirePebble(t)) return;
   const dir = tempDir('opam-edge-admin-');
   const cleanups: (() => Promise<void> | void)[] = [() => rmSync(dir, { recursive: true, force: true })];
   t.after(async () => {

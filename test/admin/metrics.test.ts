@@ -5,8 +5,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { connect as h2connect } from 'node:http2';
-import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -15,43 +13,23 @@ import { Edge } from '../../src/edge.ts';
 import { tempDir, startEdgeProcess } from '../helpers/edge-process.ts';
 import { makeCert } from '../helpers/certs.ts';
 import { startOrigin } from '../helpers/origin.ts';
-import { freePort } from '../helpers/pebble.ts';
+import { freePort } from '../helpers/ports.ts';
 import { exchange, handshake } from '../helpers/tls-client.ts';
-import { memoryLog } from '../helpers/events.ts';
+import { memoryLog } from '../helpers/event-log.ts';
+import { h1Request, h2Request, h2Session } from '../helpers/clients.ts';
 import { scrape, valueOf } from '../helpers/prom.ts';
 import type { StatusDocument } from '../../src/admin/status.ts';
 
 /** One HTTPS/1.1 request on a new connection (so one full handshake each). */
-function httpsGet(port: number, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest(
-      { host: '127.0.0.1', port, path: '/', headers: { host }, servername: 'opam.test', rejectUnauthorized: false, agent: false },
-      (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode!));
-      },
-    );
-    req.on('error', reject);
-    req.end();
-  });
+async function httpsStatus(port: number, host: string): Promise<number> {
+  return (await h1Request(port, null, { headers: { host } })).status;
 }
 
+/** `count` requests on one HTTP/2 session (so one full handshake). */
 async function h2Gets(port: number, count: number): Promise<number[]> {
-  const session = h2connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false, servername: 'opam.test' });
-  session.on('error', () => {});
+  const session = h2Session(port, null);
   const statuses: number[] = [];
-  for (let i = 0; i < count; i++) {
-    statuses.push(
-      await new Promise<number>((resolve, reject) => {
-        const stream = session.request({ ':path': '/', ':authority': 'opam.test' });
-        let status = 0;
-        stream.on('response', (h) => (status = Number(h[':status'])));
-        stream.resume();
-        stream.on('end', () => resolve(status));
-        stream.on('error', reject);
-      }),
-    );
-  }
+  for (let i = 0; i < count; i++) statuses.push((await h2Request(session)).status);
   await new Promise<void>((resolve) => session.close(() => resolve()));
   return statuses;
 }
@@ -108,10 +86,10 @@ test('one process: /metrics counts requests, durations, upstream errors, challen
   assert.equal(valueOf(before.samples, 'opam_edge_tls_handshakes_total', { result: 'full' }), 0);
   assert.equal(valueOf(before.samples, 'opam_edge_requests_total', { site: 'opam.test', code_class: '2xx', proto: 'http/1.1' }), undefined);
 
-  for (let i = 0; i < 3; i++) assert.equal(await httpsGet(https, 'opam.test'), 200); // 3 full handshakes
+  for (let i = 0; i < 3; i++) assert.equal(await httpsStatus(https, 'opam.test'), 200); // 3 full handshakes
   assert.deepEqual(await h2Gets(https, 2), [200, 200]); // 1 full handshake
-  assert.equal(await httpsGet(https, 'nope.test'), 421); // 1
-  for (let i = 0; i < 2; i++) assert.equal(await httpsGet(https, 'refused.test'), 502); // 2
+  assert.equal(await httpsStatus(https, 'nope.test'), 421); // 1
+  for (let i = 0; i < 2; i++) assert.equal(await httpsStatus(https, 'refused.test'), 502); // 2
   const first = await handshake(https, { servername: 'opam.test' }); // 1 full...
   const session = await first.session();
   first.socket.destroy();
@@ -213,7 +191,7 @@ test('two workers: /metrics sums the workers, state gauges are not summed, a rep
   };
   assert.deepEqual(await health(), { status: 200, body: 'ok\n' });
 
-  for (let i = 0; i < 20; i++) assert.equal(await httpsGet(https, 'opam.test'), 200);
+  for (let i = 0; i < 20; i++) assert.equal(await httpsStatus(https, 'opam.test'), 200);
   for (let i = 0; i < 6; i++) assert.equal(await challenge(http, `missing-${i}`), 404);
   const requests = { site: 'opam.test', code_class: '2xx', proto: 'http/1.1' };
   let { samples } = await scrape(admin);
@@ -241,7 +219,7 @@ test('two workers: /metrics sums the workers, state gauges are not summed, a rep
   assert.equal((await health()).status, 200);
   ({ samples } = await scrape(admin));
   assert.equal(valueOf(samples, 'opam_edge_requests_total', requests), 20);
-  for (let i = 0; i < 4; i++) assert.equal(await httpsGet(https, 'opam.test'), 200);
+  for (let i = 0; i < 4; i++) assert.equal(await httpsStatus(https, 'opam.test'), 200);
   ({ samples } = await scrape(admin));
   assert.equal(valueOf(samples, 'opam_edge_requests_total', requests), 24);
   assert.equal(valueOf(samples, 'opam_edge_challenge_requests_total', { source: 'miss' }), 6);

@@ -10,21 +10,21 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
-import { validateConfig } from '../../src/config.ts';
 import { Edge } from '../../src/edge.ts';
 import type { StatusDocument } from '../../src/admin/status.ts';
 import { healthcheck } from '../../src/healthcheck.ts';
 import { tempDir } from '../helpers/edge-process.ts';
 import { makeCert } from '../helpers/certs.ts';
-import { memoryLog } from '../helpers/events.ts';
-import { freePort } from '../helpers/pebble.ts';
-import { requireTool, startDnsServer } from '../helpers/dns-server.ts';
+import { testConfig } from '../helpers/edge-in-process.ts';
+import { memoryLog } from '../helpers/event-log.ts';
+import { freePort } from '../helpers/ports.ts';
+import { startDnsServer } from '../helpers/dns-server.ts';
+import { requireTool } from '../helpers/tools.ts';
+import { untilValue } from '../helpers/until.ts';
 import { scrape, sumOf, valueOf } from '../helpers/prom.ts';
 
 function config(raw: Record<string, unknown>) {
-  const result = validateConfig({ access_log: 'off', ...raw }, 'status-test');
-  if (!result.ok) throw new Error(result.errors.join('\n'));
-  return result.config;
+  return testConfig({ access_log: 'off', ...raw });
 }
 
 async function get(port: number, path: string, method: 'GET' | 'HEAD' = 'GET') {
@@ -36,16 +36,6 @@ async function status(port: number): Promise<StatusDocument> {
   const res = await get(port, '/status');
   assert.equal(res.status, 200);
   return JSON.parse(res.body) as StatusDocument;
-}
-
-async function untilValue<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 8000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /** The health gauge's state (the one at 1) and the count of names without a certificate. */
@@ -144,10 +134,10 @@ test('health with ACME on a fresh host: degraded (200) while the first order run
   assert.match(probed.message, /answered 200: degraded: no certificate loaded yet/);
 
   await log.waitFor((e) => e.event === 'acme_order_failed' && e.name === 'opam.test');
-  const late = await untilValue('the start grace to end', async () => {
+  const late = await untilValue(async () => {
     const res = await get(admin, '/healthz');
     return res.status === 503 ? res : null;
-  });
+  }, 8000, 'the start grace to end', 100);
   assert.match(late.body, /^failing: no certificate loaded \(first ACME orders in progress\); ACME renewal of opam\.test failing \(1 attempts, next .+\): .+\n$/);
   const doc = await status(admin);
   assert.equal(doc.health, 'failing');
@@ -233,10 +223,10 @@ test('/status and the gauges follow a certificate swap', async (t) => {
   // The files change in place (as certbot's renew does): the watcher swaps it in.
   copyFileSync(b.keyPath, keyPath);
   copyFileSync(b.certPath, certPath);
-  const swapped = await untilValue('the new certificate in /status', async () => {
+  const swapped = await untilValue(async () => {
     const doc = await status(admin);
     return doc.certificates[0]?.serial === b.serial ? doc : null;
-  });
+  }, 8000, 'the new certificate in /status', 100);
   assert.equal(swapped.certificates.length, 1);
   assert.ok(swapped.certificates[0]!.days_left > 79.9);
   assert.equal(swapped.certificates[0]!.not_after, new Date(seconds(b.notAfter) * 1000).toISOString());
@@ -292,11 +282,11 @@ test('/status and the gauges follow a DNS change; a name without records answers
   assert.equal(valueOf(samples, 'opam_edge_upstream_addresses', { site: 'empty.test' }), 0);
 
   await dns.setA('origin.test', ['127.0.0.2', '127.0.0.3']);
-  const after = await untilValue('the new addresses in /status', async () => {
+  const after = await untilValue(async () => {
     const doc = await status(admin);
     const s = doc.sites.find((x) => x.name === 'opam.test')!;
     return s.addresses.length === 2 ? s : null;
-  });
+  }, 8000, 'the new addresses in /status', 100);
   assert.deepEqual(after.addresses, ['127.0.0.2:8080', '127.0.0.3:8080']);
   assert.ok(Date.parse(after.resolved_at!) > Date.parse(site.resolved_at!));
   ({ samples } = await scrape(admin));

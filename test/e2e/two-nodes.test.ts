@@ -20,7 +20,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
 import { tempDir } from '../helpers/edge-process.ts';
-import { requireTools, startChallTestSrv, startPebble } from '../helpers/pebble.ts';
+import { requirePebble, startChallTestSrv, startPebble } from '../helpers/pebble.ts';
+import { requireTool } from '../helpers/tools.ts';
 import type { ChallTestSrv, Pebble } from '../helpers/pebble.ts';
 import { createTopology, sweepStale } from './helpers/netns.ts';
 import type { Topology } from './helpers/netns.ts';
@@ -41,7 +42,7 @@ type World = {
 };
 
 function canRun(t: TestContext): boolean {
-  if (!requireTools(t, ['ip', 'pebble', 'pebble-challtestsrv'])) return false;
+  if (!requireTool(t, 'ip', 'iproute2') || !requirePebble(t)) return false;
   if (process.getuid?.() !== 0) {
     if (process.env.CI) throw new Error('CI is set and the two-node test needs root (ip netns)');
     process.stderr.write('\n*** SKIPPED: the two-node test needs root (ip netns) ***\n');

@@ -7,7 +7,7 @@
 // The tmpfs needs root: without it the disk parts skip loudly (and fail under CI).
 // Reproduce the kill points: OPAM_EDGE_KILL_SEED=<seed printed by the run>.
 
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -17,7 +17,8 @@ import { request } from 'undici';
 import { stringify } from 'yaml';
 import { startEdgeProcess, tempDir } from '../helpers/edge-process.ts';
 import type { EdgeProcess } from '../helpers/edge-process.ts';
-import { freePort, requireTools, startChallTestSrv, startPebble } from '../helpers/pebble.ts';
+import { requirePebble, startChallTestSrv, startPebble } from '../helpers/pebble.ts';
+import { freePort } from '../helpers/ports.ts';
 import type { Pebble } from '../helpers/pebble.ts';
 import { serialFor } from '../helpers/tls-client.ts';
 import { startOrigin } from '../helpers/origin.ts';
@@ -45,7 +46,7 @@ type Acme = {
 };
 
 async function acmeEdge(t: TestContext, options: { tmpfs?: boolean } = {}): Promise<Acme | null> {
-  if (!requireTools(t, ['pebble', 'pebble-challtestsrv'])) return null;
+  if (!requirePebble(t)) return null;
   const dir = tempDir('opam-edge-acme-faults-');
   const cleanups: (() => Promise<void> | void)[] = [() => rmSync(dir, { recursive: true, force: true })];
   t.after(async () => {
@@ -239,7 +240,8 @@ test('kill -9 at random points of a renewal and of a config reload: on restart a
   record('kill -9 at random points of a config reload', 'restart: the new config in force, a valid pair serves', `${reloadKills} kills, ${whole} restarts with the whole config`, whole === reloadKills);
 });
 
-test('ACME faults: figures', () => {
+// The run's figures (lib/figures.ts) are written once every test has run: a report, not a test.
+after(() => {
   recordFigures('faults-acme', {
     title: 'Faults on the certificate side (Pebble)',
     by: 'npm run test:hardening (faults-acme.hardening.ts)',

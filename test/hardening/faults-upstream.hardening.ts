@@ -8,7 +8,7 @@
 //   DNS SERVFAIL, changing answers under load (pebble-challtestsrv): no request fails, new answers used
 //   challenge peer down or slow 404 within the peer timeout, others served meanwhile
 
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -18,12 +18,12 @@ import { startFaultyUpstream } from './lib/faulty-upstream.ts';
 import { agent, get } from './lib/client.ts';
 import type { Got } from './lib/client.ts';
 import { recordFigures } from './lib/figures.ts';
-import { freePort, requireTool } from '../helpers/dns-server.ts';
+import { freePort } from '../helpers/ports.ts';
+import { requireTool } from '../helpers/tools.ts';
 import { rawRequest } from '../helpers/raw-http.ts';
 
 type Fault = { name: string; expected: string; got: string; ok: boolean };
 const faults: Fault[] = [];
-let steadyTotals = { ok: 0, failed: 0 };
 
 function record(name: string, expected: string, got: string, ok: boolean): void {
   faults.push({ name, expected, got, ok });
@@ -129,7 +129,6 @@ test('upstream faults: refused, hanging, reset mid-body, malformed; challenge pe
   });
 
   const served = await steady.stop();
-  steadyTotals = { ok: steadyTotals.ok + served.ok, failed: steadyTotals.failed + served.failed };
   record('well-behaved client during the upstream faults', '0 failed', `${served.ok} ok, ${served.failed} failed`, served.failed === 0);
   assert.equal(served.failed, 0, served.errors.join('\n'));
   assert.equal(edge.events.filter((e) => e.event === 'request_failed').length, 0);
@@ -194,7 +193,8 @@ test('DNS SERVFAIL and changing answers under load: no request fails, new answer
   assert.ok(edge.events.some((e) => e.event === 'upstream_resolve_failed'));
 });
 
-test('upstream faults: figures', () => {
+// The run's figures (lib/figures.ts) are written once every test has run: a report, not a test.
+after(() => {
   recordFigures('faults-upstream', {
     title: 'Faults on the request path',
     by: 'npm run test:hardening (faults-upstream.hardening.ts)',
@@ -204,5 +204,4 @@ test('upstream faults: figures', () => {
       ...faults.map((f) => [`${f.ok ? '✓' : '✗'} ${f.name} (expected: ${f.expected})`, f.got] as [string, string]),
     ],
   });
-  assert.ok(steadyTotals.failed === 0);
 });

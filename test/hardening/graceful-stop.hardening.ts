@@ -19,7 +19,7 @@ import { startWorld, HOST } from './lib/world.ts';
 import { agent } from './lib/client.ts';
 import { MiB } from './lib/process-stats.ts';
 import { recordFigures } from './lib/figures.ts';
-import { refused } from '../helpers/refused.ts';
+import { refused } from '../helpers/ports.ts';
 
 const BIG = 10 * MiB;
 

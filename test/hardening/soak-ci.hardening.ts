@@ -3,7 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { requireTool } from '../helpers/dns-server.ts';
+import { requireTool } from '../helpers/tools.ts';
 import { runSoak, soakRows } from './lib/soak.ts';
 import { recordFigures } from './lib/figures.ts';
 import { mib } from './lib/process-stats.ts';

@@ -3,7 +3,7 @@
 // broken (unexpected errors, RSS growth of 10 % or more after warm-up, fds not back).
 
 import { parseArgs } from 'node:util';
-import { hasTool } from '../helpers/dns-server.ts';
+import { hasTool } from '../helpers/tools.ts';
 import { runSoak, soakRows } from './lib/soak.ts';
 import { recordFigures } from './lib/figures.ts';
 

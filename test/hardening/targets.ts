@@ -7,11 +7,11 @@
 
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
-import type { AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { startEdgeProcess, tempDir } from '../helpers/edge-process.ts';
 import { makeCert } from '../helpers/certs.ts';
+import { freePort } from '../helpers/ports.ts';
 import { RecordingOrigin } from './recording-origin.ts';
 import type { Role } from './corpus.ts';
 
@@ -42,15 +42,6 @@ export function findNginx(): string | null {
   for (const path of ['/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/local/nginx/sbin/nginx']) if (existsSync(path)) return path;
   const which = spawnSync('sh', ['-c', 'command -v nginx'], { encoding: 'utf8' });
   return which.status === 0 && which.stdout.trim() ? which.stdout.trim() : null;
-}
-
-/** A port the kernel says is free now (nginx cannot listen on port 0 and tell us). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 async function waitForPort(port: number, deadlineMs: number): Promise<boolean> {

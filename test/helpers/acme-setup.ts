@@ -10,10 +10,10 @@ import { Edge } from '../../src/edge.ts';
 import { AcmeIssuer } from '../../src/acme/issuer.ts';
 import type { AcmeIssuerOptions } from '../../src/acme/issuer.ts';
 import { AcmeStorage } from '../../src/acme/storage.ts';
-import { memoryLog } from './events.ts';
-import type { MemoryLog } from './events.ts';
+import { memoryLog } from './event-log.ts';
+import type { MemoryLog } from './event-log.ts';
 import { tempDir } from './edge-process.ts';
-import { requireTools, startChallTestSrv, startPebble } from './pebble.ts';
+import { requirePebble, startChallTestSrv, startPebble } from './pebble.ts';
 import type { ChallTestSrv, Pebble } from './pebble.ts';
 
 export const TEST_NAMES = ['opam.test', 'www.opam.test'];
@@ -34,7 +34,7 @@ export async function acmeWorld(
   t: TestContext,
   options: { validitySeconds?: number; pebbleEnv?: Record<string, string> } = {},
 ): Promise<AcmeWorld | null> {
-  if (!requireTools(t, ['pebble', 'pebble-challtestsrv'])) return null;
+  if (!requirePebble(t)) return null;
   const dir = tempDir('opam-edge-acme-');
   const log = memoryLog();
   const cleanups: (() => Promise<void> | void)[] = [() => rmSync(dir, { recursive: true, force: true })];

@@ -1,47 +1,12 @@
 // A real DNS server for tests: Debian's pebble-challtestsrv, whose A/AAAA answers are set
 // over its HTTP management API. When the binary is missing, tests skip loudly, or fail
-// under CI (`requireTool`).
+// under CI (requireTool in tools.ts).
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { createSocket } from 'node:dgram';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
-import type { TestContext } from 'node:test';
+import { freePort, freeTcpUdpPort } from './ports.ts';
 
 export const CHALLTESTSRV = 'pebble-challtestsrv';
-
-export function hasTool(name: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0;
-}
-
-/** true when the tool is there. Otherwise skips the test loudly, or fails it under CI. */
-export function requireTool(t: TestContext, name: string, pkg: string): boolean {
-  if (hasTool(name)) return true;
-  const message = `${name} is not installed (Debian package ${pkg})`;
-  if (process.env.CI) throw new Error(`${message}: required under CI`);
-  process.stderr.write(`\n*** SKIPPED: ${message} ***\n`);
-  t.skip(message);
-  return false;
-}
-
-/** A port free for both TCP and UDP on 127.0.0.1 (DNS listens on both). */
-export async function freePort(): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const server = createServer();
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const port = (server.address() as AddressInfo).port;
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    const udp = createSocket('udp4');
-    const ok = await new Promise<boolean>((resolve) => {
-      udp.once('error', () => resolve(false));
-      udp.bind(port, '127.0.0.1', () => resolve(true));
-    });
-    await new Promise<void>((resolve) => udp.close(() => resolve()));
-    if (ok) return port;
-  }
-  throw new Error('no free port');
-}
 
 export type DnsServer = {
   /** "127.0.0.1:PORT", for resolver.servers. */
@@ -53,7 +18,7 @@ export type DnsServer = {
 };
 
 export async function startDnsServer(): Promise<DnsServer> {
-  const dnsPort = await freePort();
+  const dnsPort = await freeTcpUdpPort();
   const mgmtPort = await freePort();
   const child: ChildProcess = spawn(
     CHALLTESTSRV,

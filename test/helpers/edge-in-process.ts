@@ -9,22 +9,23 @@ import { join } from 'node:path';
 import { validateConfig } from '../../src/config.ts';
 import { Edge } from '../../src/edge.ts';
 import type { EdgeDeps } from '../../src/edge.ts';
-import type { EventLog, Fields } from '../../src/log.ts';
+import type { Config } from '../../src/config.ts';
+import { memoryLog } from './event-log.ts';
+import type { MemoryEvent } from './event-log.ts';
 import { tempDir } from './edge-process.ts';
 
-export type RecordedEvent = { level: string; event: string; fields: Fields };
-
-export function recordingLog(): { log: EventLog; events: RecordedEvent[] } {
-  const events: RecordedEvent[] = [];
-  const at = (level: string) => (event: string, fields: Fields = {}) => events.push({ level, event, fields });
-  return { log: { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') }, events };
+/** A validated Config from `raw`, or an error naming every problem (test configs are meant to be valid). */
+export function testConfig(raw: Record<string, unknown>): Config {
+  const result = validateConfig(raw, 'test');
+  if (!result.ok) throw new Error(result.errors.join('\n'));
+  return result.config;
 }
 
 export type InProcessEdge = {
   edge: Edge;
   port: number;
   dir: string;
-  events: RecordedEvent[];
+  events: MemoryEvent[];
   /** Stops the edge (flushing the access log) and returns its lines. */
   accessLines(): Promise<string[]>;
 };
@@ -36,18 +37,11 @@ export async function startEdge(
 ): Promise<InProcessEdge> {
   const dir = tempDir();
   const accessPath = join(dir, 'access.log');
-  const result = validateConfig(
-    {
-      listen: { http: ['[::]:0'], https: [] },
-      access_log: accessPath,
-      sites: [{ hosts: ['opam.test'], upstream: 'http://127.0.0.1:9' }],
-      ...config,
-    },
-    'test',
+  const log = memoryLog();
+  const edge = await Edge.start(
+    testConfig({ listen: { http: ['[::]:0'], https: [] }, access_log: accessPath, sites: [{ hosts: ['opam.test'], upstream: 'http://127.0.0.1:9' }], ...config }),
+    { log, ...deps },
   );
-  if (!result.ok) throw new Error(result.errors.join('\n'));
-  const { log, events } = recordingLog();
-  const edge = await Edge.start(result.config, { log, ...deps });
   t.after(async () => {
     await edge.stop(1000);
     rmSync(dir, { recursive: true, force: true });
@@ -56,7 +50,7 @@ export async function startEdge(
     edge,
     port: edge.ports.http[0]!,
     dir,
-    events,
+    events: log.events,
     async accessLines() {
       await edge.stop(1000);
       return existsSync(accessPath) ? readFileSync(accessPath, 'utf8').split('\n').filter(Boolean) : [];

@@ -3,53 +3,20 @@
 // none). See /work/shared/ACME-NOTES.md. `wrap` runs them under a prefix such as
 // ["ip", "netns", "exec", NS] for the two-node test.
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import type { Server } from 'node:net';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { Agent, request } from 'undici';
 import { makeCA, makeCert } from './certs.ts';
+import { freePorts } from './ports.ts';
+import { requireTool } from './tools.ts';
 import type { TestCert } from './certs.ts';
 
-/** True when every tool is on PATH. Otherwise: skips loudly, or fails under CI. */
-export function requireTools(t: TestContext, tools: string[]): boolean {
-  const missing = tools.filter((tool) => spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0);
-  if (missing.length === 0) return true;
-  const message = `needs ${missing.join(', ')} (Debian: apt-get install pebble iproute2)`;
-  if (process.env.CI) throw new Error(`CI is set and this test ${message}`);
-  process.stderr.write(`\n*** SKIPPED: ${t.name} ${message} ***\n`);
-  t.skip(message);
-  return false;
-}
-
-/** A port free right now on `host` (the kernel's pick; closed again before returning). */
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  return (await freePorts(1, host))[0]!;
-}
-
-/**
- * `count` distinct ports free right now on `host`. All are held open together before any is
- * closed: picked one after the other, the kernel once handed Pebble the same port for its
- * directory and its management interface.
- */
-export async function freePorts(count: number, host = '127.0.0.1'): Promise<number[]> {
-  const servers: Server[] = [];
-  try {
-    for (let i = 0; i < count; i++) {
-      const server = createServer();
-      servers.push(server);
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(0, host, () => resolve());
-      });
-    }
-    return servers.map((server) => (server.address() as { port: number }).port);
-  } finally {
-    await Promise.all(servers.map((server) => new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()))));
-  }
+/** True when Pebble and pebble-challtestsrv are on PATH (see requireTool). */
+export function requirePebble(t: TestContext): boolean {
+  return requireTool(t, 'pebble', 'pebble') && requireTool(t, 'pebble-challtestsrv', 'pebble');
 }
 
 type Managed = { child: ChildProcess; output: string[]; exited: Promise<void> };

@@ -1,21 +1,22 @@
-// External tools a test drives (openssl, curl, pebble...): missing ones skip the test
-// loudly on a developer machine and fail it in CI, where .ci/run installs them.
+// External tools a test drives (openssl, curl, pebble, ip...): a missing one skips the test
+// loudly on a developer machine and fails it in CI, where .ci/run installs them.
 
 import { spawnSync } from 'node:child_process';
 import type { TestContext } from 'node:test';
 
 const found = new Map<string, boolean>();
 
-export function hasTool(name: string): boolean {
-  if (!found.has(name)) found.set(name, spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0);
-  return found.get(name)!;
+export function hasTool(binary: string): boolean {
+  if (!found.has(binary)) found.set(binary, spawnSync('sh', ['-c', `command -v ${binary}`], { stdio: 'ignore' }).status === 0);
+  return found.get(binary)!;
 }
 
-/** true when the tool is there; otherwise skips (or, with CI set, fails) the test. */
-export function requireTool(t: TestContext, name: string): boolean {
-  if (hasTool(name)) return true;
-  if (process.env.CI) throw new Error(`${name} is required in CI but was not found`);
-  process.stderr.write(`SKIPPED: ${t.name}: ${name} is not installed\n`);
-  t.skip(`${name} is not installed`);
+/** true when `binary` is on PATH; otherwise skips the test (or, with CI set, fails it) naming the Debian package. */
+export function requireTool(t: TestContext, binary: string, pkg: string): boolean {
+  if (hasTool(binary)) return true;
+  const message = `${binary} is not installed (Debian package ${pkg})`;
+  if (process.env.CI) throw new Error(`${message}: required under CI`);
+  process.stderr.write(`\n*** SKIPPED: ${t.name}: ${message} ***\n`);
+  t.skip(message);
   return false;
 }

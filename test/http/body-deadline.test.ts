@@ -6,7 +6,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect as tlsConnect } from 'node:tls';
 import { startOrigin } from '../helpers/origin.ts';
-import { h2Session, startFront } from '../helpers/front.ts';
+import { startFront } from '../helpers/front.ts';
+import { h2Session } from '../helpers/clients.ts';
 import type { Front } from '../helpers/front.ts';
 
 async function setup(t: import('node:test').TestContext, limits: Record<string, unknown>) {

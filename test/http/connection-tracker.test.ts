@@ -6,7 +6,7 @@ import { createServer } from 'node:http';
 import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { get, startEdge } from '../helpers/edge-in-process.ts';
-import { refused } from '../helpers/refused.ts';
+import { refused } from '../helpers/ports.ts';
 
 test('stop: idle keep-alive connections close at once, a request in flight finishes, new connections are refused', async (t) => {
   const peer = createServer((req, res) => setTimeout(() => res.end(`${req.url!.split('/').pop()}.slow`), 500));
@@ -46,6 +46,6 @@ test('stop: what is still open when the grace period ends is cut, and the stop s
   await node.edge.stop(300);
   await halfClosed;
   assert.ok(Date.now() - started < 3000);
-  assert.ok(node.events.some((e) => e.event === 'stop_forced' && e.fields.connections === 1));
-  assert.ok(node.events.some((e) => e.event === 'stopped' && e.fields.drained === false));
+  assert.ok(node.events.some((e) => e.event === 'stop_forced' && e.connections === 1));
+  assert.ok(node.events.some((e) => e.event === 'stopped' && e.drained === false));
 });

@@ -12,7 +12,8 @@ import { ERRORS } from '../../src/errors.ts';
 import type { ErrorCode } from '../../src/errors.ts';
 import { reasonOf, sendError, sendSocketError } from '../../src/http/error-response.ts';
 import { startEdge } from '../helpers/edge-in-process.ts';
-import { h2Session, startFront } from '../helpers/front.ts';
+import { startFront } from '../helpers/front.ts';
+import { h2Session } from '../helpers/clients.ts';
 import { rawRequest } from '../helpers/raw-http.ts';
 
 const HSTS = 'max-age=31536000';

@@ -2,8 +2,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { request as httpsRequest } from 'node:https';
-import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Agent, WebSocket } from 'undici';
 import { createGateway, siteRoutes } from '../../src/http/gateway.ts';
@@ -12,8 +10,11 @@ import type { UpstreamTarget } from '../../src/upstream/upstreams.ts';
 import { silentLog } from '../../src/log.ts';
 import { Upstreams } from '../../src/upstream/upstreams.ts';
 import { startOrigin } from '../helpers/origin.ts';
-import { captureAccessLog, captureLog, h1Request, h2Request, h2Session, makeConfig, startFront } from '../helpers/front.ts';
+import { captureAccessLog, makeConfig, startFront } from '../helpers/front.ts';
+import { h1Request, h2Request, h2Session } from '../helpers/clients.ts';
+import { memoryLog } from '../helpers/event-log.ts';
 import { rawRequest } from '../helpers/raw-http.ts';
+import { exchange, handshake } from '../helpers/tls-client.ts';
 
 async function setup(t: import('node:test').TestContext, raw: Record<string, unknown> = {}) {
   const origin = await startOrigin({ host: '127.0.0.2' });
@@ -27,20 +28,11 @@ async function setup(t: import('node:test').TestContext, raw: Record<string, unk
 
 const tls = { tls: { servername: 'opam.test' }, quietMs: 800 };
 
-/** A bare https server (test certificates) in front of `gateway`'s handlers. */
-async function serveGateway(t: import('node:test').TestContext, gateway: Pick<Gateway, 'request'> & Partial<Gateway>) {
-  const front = await startFront({ sites: [{ hosts: ['x.test'], upstream: 'http://127.0.0.1:1' }] });
-  const server = createHttpsServer({ key: front.cert.key, cert: front.cert.cert }, gateway.request);
-  if (gateway.upgrade) server.on('upgrade', gateway.upgrade);
-  const sockets = new Set<Socket>();
-  server.on('connection', (s: Socket) => sockets.add(s));
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  t.after(async () => {
-    for (const s of sockets) s.destroy();
-    await new Promise((r) => server.close(r));
-    await front.close();
-  });
-  return { port: (server.address() as AddressInfo).port, ca: front.ca };
+/** The real https listener (HTTP/1.1) in front of a gateway the test built. */
+async function serveGateway(t: import('node:test').TestContext, gateway: Gateway) {
+  const front = await startFront({ sites: [{ hosts: ['x.test'], upstream: 'http://127.0.0.1:1' }] }, { gateway });
+  t.after(() => front.close());
+  return { port: front.h1Port, ca: front.ca };
 }
 
 test('bad requests of the limits table (docs/behaviour.md) are answered as listed, none reaches the origin', async (t) => {
@@ -112,6 +104,18 @@ test('HSTS is added when tls.hsts is set, to proxied answers and to opam-edge\'s
   const session = h2Session(front.h2Port, front.ca);
   t.after(() => session.close());
   assert.equal((await h2Request(session)).headers['strict-transport-security'], 'max-age=31536000; includeSubDomains');
+});
+
+test('the front serves through the real https listener: a client offering only ALPN http/1.0 is answered on both ports', async (t) => {
+  // A hand-made https/http2 server (the front before) ends such a handshake with a fatal
+  // no_application_protocol alert; the edge's listener (createSecureListener) serves it.
+  const { front } = await setup(t);
+  for (const port of [front.h1Port, front.h2Port]) {
+    const h = await handshake(port, { servername: 'opam.test', ALPNProtocols: ['http/1.0'] });
+    t.after(() => h.socket.destroy());
+    assert.equal(h.alpn, 'http/1.0');
+    assert.equal((await exchange(h.socket, '/', 'opam.test')).status, 200);
+  }
 });
 
 test('no HSTS header unless configured', async (t) => {
@@ -224,7 +228,7 @@ test('a request handler that throws is answered 500 and the process carries on',
   const config = makeConfig({ sites: [{ hosts: ['opam.test'], upstream: `http://127.0.0.1:${origin.port}` }] });
   const upstreams = new Upstreams({ log: silentLog });
   await upstreams.start(config);
-  const log = captureLog();
+  const log = memoryLog();
   let calls = 0;
   const state = { routes: siteRoutes(config.sites, (s) => upstreams.get(s.upstream)), limits: config.limits, hsts: null, accessLog: captureAccessLog(), stopping: false };
   const gateway = createGateway({
@@ -262,23 +266,15 @@ test('the edge owns the upstreams and exposes a gateway that follows reloads', a
   const { Edge } = await import('../../src/edge.ts');
   const config = (upstream: string) => makeConfig({ listen: { http: ['127.0.0.1:0'], https: [] }, sites: [{ hosts: ['opam.test'], upstream }] });
   const edge = await Edge.start(config(`http://127.0.0.2:${one.port}`), { log: silentLog });
-  const front = await startFront({ sites: [{ hosts: ['x.test'], upstream: 'http://127.0.0.1:1' }] });
-  const server = createHttpsServer({ key: front.cert.key, cert: front.cert.cert }, edge.gateway.request);
-  const sockets = new Set<Socket>();
-  server.on('connection', (s: Socket) => sockets.add(s));
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as AddressInfo).port;
   t.after(async () => {
-    for (const s of sockets) s.destroy();
-    await new Promise((r) => server.close(r));
     await edge.stop(1000);
-    await front.close();
     await one.close();
     await two.close();
   });
-  assert.equal((await h1Request(port, front.ca)).body.toString(), 'one');
+  const { port, ca } = await serveGateway(t, edge.gateway);
+  assert.equal((await h1Request(port, ca)).body.toString(), 'one');
   await edge.reload(config(`http://127.0.0.3:${two.port}`));
-  assert.equal((await h1Request(port, front.ca)).body.toString(), 'two');
+  assert.equal((await h1Request(port, ca)).body.toString(), 'two');
   await new Promise((r) => setTimeout(r, 100));
   assert.equal(one.open, 0, 'the retired upstream pool is closed');
 });
@@ -313,7 +309,7 @@ test('tunnel: an idle tunnel is closed after idle_timeout; a refused upstream is
 /** A gateway on a real https server whose one site's upstream is `target` (no DNS, no pool). */
 async function stubbedGateway(t: import('node:test').TestContext, target: Pick<UpstreamTarget, 'label' | 'pick'>) {
   const config = makeConfig({ sites: [{ hosts: ['opam.test'], upstream: 'http://stub.invalid' }] });
-  const log = captureLog();
+  const log = memoryLog();
   const access = captureAccessLog();
   const metrics: RequestMetrics[] = [];
   const state = { routes: siteRoutes(config.sites, () => target as UpstreamTarget), limits: config.limits, hsts: null, accessLog: access, stopping: false };

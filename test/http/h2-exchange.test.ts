@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
-import { connect as h2Connect, createSecureServer } from 'node:http2';
+import { createSecureServer } from 'node:http2';
 import type { ClientHttp2Session, Http2SecureServer, IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -11,6 +11,7 @@ import type { H2StreamHandlers } from '../../src/http/h2-exchange.ts';
 import { makeCert } from '../helpers/certs.ts';
 import { tempDir } from '../helpers/edge-process.ts';
 import { until } from '../helpers/until.ts';
+import { h2Session } from '../helpers/clients.ts';
 
 type Seen = { req: H2Request | unknown; res: H2Response | unknown; remote: string | undefined };
 
@@ -46,7 +47,7 @@ async function serve(t: TestContext, handlers: Partial<H2StreamHandlers> = {}) {
   });
   const port = (server.address() as AddressInfo).port;
   const session = () => {
-    const s = h2Connect(`https://127.0.0.1:${port}`, { servername: 'h2x.test', rejectUnauthorized: false });
+    const s = h2Session(port, null, { servername: 'h2x.test' });
     sessions.push(s);
     return s;
   };

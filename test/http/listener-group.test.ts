@@ -9,8 +9,9 @@ import { ListenerGroup } from '../../src/http/listener-group.ts';
 import { silentLog } from '../../src/log.ts';
 import { parseListen } from '../../src/units.ts';
 import type { ListenAddress } from '../../src/units.ts';
-import { get, recordingLog } from '../helpers/edge-in-process.ts';
-import { refused } from '../helpers/refused.ts';
+import { get } from '../helpers/edge-in-process.ts';
+import { memoryLog } from '../helpers/event-log.ts';
+import { freePort, refused } from '../helpers/ports.ts';
 
 const address = (text: string) => parseListen(text) as ListenAddress;
 
@@ -30,12 +31,9 @@ test('a listener that cannot be bound: start fails with LISTEN_FAILED and what i
   await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
   t.after(() => blocker.close());
   const busy = (blocker.address() as AddressInfo).port;
-  const free = createNetServer();
-  await new Promise<void>((r) => free.listen(0, '127.0.0.1', r));
-  const freePort = (free.address() as AddressInfo).port;
-  await new Promise<void>((r) => free.close(() => r()));
+  const free = await freePort();
   const config = validateConfig(
-    { listen: { http: [`127.0.0.1:${freePort}`, `127.0.0.1:${busy}`], https: [] }, access_log: 'off', sites: [{ hosts: ['a.test'], upstream: 'http://a' }] },
+    { listen: { http: [`127.0.0.1:${free}`, `127.0.0.1:${busy}`], https: [] }, access_log: 'off', sites: [{ hosts: ['a.test'], upstream: 'http://a' }] },
     'test',
   );
   assert.ok(config.ok);
@@ -44,11 +42,12 @@ test('a listener that cannot be bound: start fails with LISTEN_FAILED and what i
     assert.match(err.message, new RegExp(`127\\.0\\.0\\.1:${busy}: EADDRINUSE`));
     return true;
   });
-  assert.equal(await refused(freePort), true);
+  assert.equal(await refused(free), true);
 });
 
 test('reload moves listeners: new addresses bound, removed ones closed, kept ones keep their socket', async (t) => {
-  const { log, events } = recordingLog();
+  const log = memoryLog();
+  const { events } = log;
   const make = (http: string[]) => {
     const r = validateConfig({ listen: { http, https: [] }, access_log: 'off', sites: [{ hosts: ['a.test'], upstream: 'http://a' }] }, 'test');
     assert.ok(r.ok);
@@ -63,7 +62,7 @@ test('reload moves listeners: new addresses bound, removed ones closed, kept one
   assert.equal(await refused(v4!), true);
   assert.equal((await get(edge.ports.http[1]!, '/', { address: '127.0.0.2', host: 'a.test' })).status, 301);
   assert.equal((await get(v6!, '/', { address: '::1', host: 'a.test' })).status, 301);
-  assert.ok(events.some((e) => e.event === 'listener_closed' && e.fields.address === '127.0.0.1:0'));
+  assert.ok(events.some((e) => e.event === 'listener_closed' && e.address === '127.0.0.1:0'));
   // A reload whose address cannot be bound is refused as a whole: nothing changes.
   const blocker = createNetServer();
   await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));

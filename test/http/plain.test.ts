@@ -240,7 +240,7 @@ test('a peer that is down or hangs: 404 within the peer timeout', async (t) => {
     const elapsed = Date.now() - started;
     assert.equal(res.status, 404, peer);
     assert.ok(elapsed < 3000, `${peer}: ${elapsed} ms`);
-    assert.ok(node.events.some((e) => e.event === 'peer_forward_failed' && e.fields.peer === `${peer}/`));
+    assert.ok(node.events.some((e) => e.event === 'peer_forward_failed' && e.peer === `${peer}/`));
   }
 });
 

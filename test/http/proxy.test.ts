@@ -10,7 +10,8 @@ import { createServer } from 'node:net';
 import { upstreamFailure, EdgeError } from '../../src/errors.ts';
 import { startOrigin } from '../helpers/origin.ts';
 import type { Handler, Origin } from '../helpers/origin.ts';
-import { h1Request, h2Request, h2Session, startFront } from '../helpers/front.ts';
+import { startFront } from '../helpers/front.ts';
+import { h1Request, h2Request, h2Session } from '../helpers/clients.ts';
 import type { Front } from '../helpers/front.ts';
 import { until } from '../helpers/until.ts';
 

@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildRoutes } from '../../src/http/route.ts';
 import { startOrigin } from '../helpers/origin.ts';
-import { h1Request, h2Session, h2Request, startFront } from '../helpers/front.ts';
+import { startFront } from '../helpers/front.ts';
+import { h1Request, h2Request, h2Session } from '../helpers/clients.ts';
 
 const sites = [
   { hosts: ['opam.ocaml.org', 'opam-4.ocaml.org'], upstream: 'a' },

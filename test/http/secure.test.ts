@@ -4,9 +4,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { connect as netConnect } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { connect as h2Connect } from 'node:http2';
-import type { ClientHttp2Session } from 'node:http2';
-import { Agent, request as httpsRequest } from 'node:https';
+import { Agent } from 'node:https';
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
@@ -22,8 +20,9 @@ import { makeCert } from '../helpers/certs.ts';
 import type { TestCert } from '../helpers/certs.ts';
 import { tempDir } from '../helpers/edge-process.ts';
 import { exchange, handshake, serialFor } from '../helpers/tls-client.ts';
-import { memoryLog } from '../helpers/memory-log.ts';
+import { memoryLog } from '../helpers/event-log.ts';
 import { requireTool } from '../helpers/tools.ts';
+import { asText, connected, h1Request, h2Request, h2Session } from '../helpers/clients.ts';
 import { captureClientHello } from '../hardening/lib/poke.ts';
 
 function limits(overrides: Record<string, string> = {}): Limits {
@@ -52,7 +51,7 @@ async function listen(t: TestContext, options: { store: CertStore; http2?: boole
   const connections = new ConnectionTracker();
   const sessions = new Http2Sessions();
   const tlsErrors: string[] = [];
-  const { log } = memoryLog();
+  const log = memoryLog();
   const server = createSecureListener({
     store: options.store,
     http2: options.http2 ?? true,
@@ -82,42 +81,6 @@ async function certs(t: TestContext, ...names: string[][]): Promise<{ dir: strin
   return { dir, store, list };
 }
 
-function h2Get(session: ClientHttp2Session, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = session.request({ ':path': path });
-    let body = '';
-    let status = 0;
-    req.setEncoding('utf8');
-    req.on('response', (headers) => (status = Number(headers[':status'])));
-    req.on('data', (chunk: string) => (body += chunk));
-    req.on('end', () => resolve({ status, body }));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-function h2Session(port: number, servername: string): Promise<ClientHttp2Session> {
-  return new Promise((resolve, reject) => {
-    const session = h2Connect(`https://127.0.0.1:${port}`, { servername, rejectUnauthorized: false });
-    session.once('connect', () => resolve(session));
-    session.once('error', reject);
-  });
-}
-
-function httpsGet(port: number, servername: string, path: string, agent: Agent | false): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest({ host: '127.0.0.1', port, path, servername, agent, rejectUnauthorized: false, headers: { host: servername } }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
 /** Runs a shell pipeline without blocking this process's event loop (the server lives here). */
 function sh(command: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -144,11 +107,11 @@ test('ALPN: h2 and http/1.1 on one port with tls.http2, http/1.1 only without', 
     if (expected !== 'h2') assert.deepEqual(await exchange(h.socket, '/plain'), { status: 200, body: '1.1 /plain' }, 'HTTP/1.1 without or with ALPN');
     h.socket.destroy();
   }
-  const session = await h2Session(h2.port, 'a.test');
-  assert.deepEqual(await h2Get(session, '/over-h2'), { status: 200, body: '2.0 /over-h2' });
+  const session = await connected(h2Session(h2.port, null, { servername: 'a.test' }));
+  assert.deepEqual(asText(await h2Request(session, { path: '/over-h2' })), { status: 200, body: '2.0 /over-h2' });
   assert.equal(h2.sessions.size, 1);
   session.close();
-  assert.deepEqual(await httpsGet(h1.port, 'a.test', '/h1', false), { status: 200, body: '1.1 /h1' });
+  assert.deepEqual(asText(await h1Request(h1.port, null, { servername: 'a.test', path: '/h1', headers: { host: 'a.test' } })), { status: 200, body: '1.1 /h1' });
 });
 
 /** One HTTP/1.0 request on an open TLS socket; the answer is read until the server closes. */
@@ -184,7 +147,7 @@ test('ALPN http/1.0: offered next to h2 and http/1.1, served by the HTTP/1 path 
 });
 
 test('curl --http1.0 over TLS gets an answer', async (t) => {
-  if (!requireTool(t, 'curl')) return;
+  if (!requireTool(t, 'curl', 'curl')) return;
   const { store } = await certs(t, ['curl.test']);
   const { port } = await listen(t, { store, http2: true });
   const out = await sh(`curl -sk --http1.0 --resolve curl.test:${port}:127.0.0.1 -w ' %{http_version} %{response_code}' https://curl.test:${port}/c`);
@@ -196,7 +159,7 @@ test('h2 CONNECT is answered 405 and the listener keeps serving', async (t) => {
   // response instead of a socket, threw, and ended the process.
   const { store } = await certs(t, ['c.test']);
   const { port } = await listen(t, { store, http2: true });
-  const session = await h2Session(port, 'c.test');
+  const session = await connected(h2Session(port, null, { servername: 'c.test' }));
   t.after(() => session.destroy());
   const status = await new Promise<number>((resolve, reject) => {
     const stream = session.request({ ':method': 'CONNECT', ':authority': 'example.org:443' });
@@ -206,7 +169,7 @@ test('h2 CONNECT is answered 405 and the listener keeps serving', async (t) => {
     stream.resume().on('end', () => resolve(code));
   });
   assert.equal(status, 405);
-  assert.deepEqual(await h2Get(session, '/next'), { status: 200, body: '2.0 /next' });
+  assert.deepEqual(asText(await h2Request(session, { path: '/next' })), { status: 200, body: '2.0 /next' });
 });
 
 test('HTTP/1.1 Upgrade reaches onUpgrade on both server kinds', async (t) => {
@@ -251,7 +214,7 @@ test('TLS versions, ciphers and groups: 1.2/1.3 with Mozilla intermediate, 1.0/1
 });
 
 test('openssl s_client: each name its certificate, TLS 1.1 refused, 1.2 and 1.3 accepted', async (t) => {
-  if (!requireTool(t, 'openssl')) return;
+  if (!requireTool(t, 'openssl', 'openssl')) return;
   const { store, list } = await certs(t, ['one.test'], ['two.test']);
   const { port } = await listen(t, { store });
   const client = (args: string) => `openssl s_client -connect 127.0.0.1:${port} ${args} </dev/null`;
@@ -308,7 +271,7 @@ test('a ClientHello trickled one byte per 200 ms is cut at header_timeout from a
   // Before, the guard was an idle timer that each byte restarted: such a client stayed for good.
   const { store } = await certs(t, ['trickle.test']);
   const { port, tlsErrors } = await listen(t, { store, limits: limits({ header_timeout: '1s' }) });
-  const session = await h2Session(port, 'trickle.test');
+  const session = await connected(h2Session(port, null, { servername: 'trickle.test' }));
   t.after(() => session.destroy());
   const hello = await captureClientHello('trickle.test', ['h2', 'http/1.1']);
   const took = await closedAfter(port, hello, { everyMs: 200 });
@@ -318,15 +281,15 @@ test('a ClientHello trickled one byte per 200 ms is cut at header_timeout from a
   assert.ok(stall >= 900 && stall < 2000, `a stalled handshake closed after ${stall} ms`);
   await new Promise((r) => setTimeout(r, 50));
   assert.deepEqual(tlsErrors, ['hello_timeout', 'ERR_TLS_HANDSHAKE_TIMEOUT']);
-  assert.deepEqual(await h2Get(session, '/later'), { status: 200, body: '2.0 /later' }, 'the session made before, older than header_timeout, still serves');
+  assert.deepEqual(asText(await h2Request(session, { path: '/later' })), { status: 200, body: '2.0 /later' }, 'the session made before, older than header_timeout, still serves');
 });
 
 test('idle h2 sessions and idle HTTP/1.1 connections are closed after idle_timeout', async (t) => {
   const { store } = await certs(t, ['idle.test']);
   const { port, tlsErrors } = await listen(t, { store, limits: limits({ idle_timeout: '300ms' }) });
-  const session = await h2Session(port, 'idle.test');
+  const session = await connected(h2Session(port, null, { servername: 'idle.test' }));
   t.after(() => session.destroy());
-  assert.equal((await h2Get(session, '/')).status, 200);
+  assert.equal((await h2Request(session, { path: '/' })).status, 200);
   const h = await handshake(port, { servername: 'idle.test', ALPNProtocols: ['http/1.1'] });
   assert.equal((await exchange(h.socket, '/')).status, 200);
   const started = Date.now();
@@ -352,7 +315,7 @@ test('limits apply to HTTP/1.1 on the h2 server: a header block over max_header_
 test('certificate swap under load: no request fails, new handshakes get the new serial, sessions resume', async (t) => {
   const dir = tempDir('opam-edge-swap-');
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const { log } = memoryLog();
+  const log = memoryLog();
   const store = new CertStore({ log });
   const files = new CertificateFiles({ store, log, intervalMs: 50 });
   t.after(() => files.stop());
@@ -377,7 +340,7 @@ test('certificate swap under load: no request fails, new handshakes get the new 
   let requests = 0;
   const failures: string[] = [];
   const MAX_REQUESTS = 2000;
-  const loop = async (label: string, one: (i: number) => Promise<{ status: number; body: string }>) => {
+  const loop = async (label: string, one: (i: number) => Promise<{ status: number }>) => {
     for (let i = 0; running && requests < MAX_REQUESTS; i++) {
       requests++;
       try {
@@ -390,17 +353,17 @@ test('certificate swap under load: no request fails, new handshakes get the new 
   };
   const keepAlive = new Agent({ keepAlive: true, maxSockets: 2 });
   t.after(() => keepAlive.destroy());
-  const h2 = await h2Session(port, 'load.test');
+  const h2 = await connected(h2Session(port, null, { servername: 'load.test' }));
   t.after(() => h2.destroy());
   const workers = [
-    loop('keep-alive', (i) => httpsGet(port, 'load.test', `/ka/${i}`, keepAlive)),
-    loop('keep-alive', (i) => httpsGet(port, 'load.test', `/ka2/${i}`, keepAlive)),
-    loop('new connection', (i) => httpsGet(port, 'load.test', `/new/${i}`, false)),
-    loop('h2', (i) => h2Get(h2, `/h2/${i}`)),
+    loop('keep-alive', (i) => h1Request(port, null, { servername: 'load.test', path: `/ka/${i}`, agent: keepAlive, headers: { host: 'load.test' } })),
+    loop('keep-alive', (i) => h1Request(port, null, { servername: 'load.test', path: `/ka2/${i}`, agent: keepAlive, headers: { host: 'load.test' } })),
+    loop('new connection', (i) => h1Request(port, null, { servername: 'load.test', path: `/new/${i}`, agent: false, headers: { host: 'load.test' } })),
+    loop('h2', (i) => h2Request(h2, { path: `/h2/${i}` })),
     loop('h2 new session', async (i) => {
-      const s = await h2Session(port, 'load.test');
+      const s = await connected(h2Session(port, null, { servername: 'load.test' }));
       try {
-        return await h2Get(s, `/h2new/${i}`);
+        return await h2Request(s, { path: `/h2new/${i}` });
       } finally {
         s.close();
       }
@@ -441,30 +404,4 @@ test('certificate swap under load: no request fails, new handshakes get the new 
     assert.equal(resumed.reused, true, `a ${version} session from before the swaps resumes`);
     resumed.socket.destroy();
   }
-});
-
-test('the zombie sweep destroys the socket of an h2 session destroyed without closing it, one sweep later', () => {
-  // node:http2 can leave a destroyed session's socket open (nodejs/node#42710); the real
-  // case needs minutes of soak traffic, so the session and socket are stand-ins here.
-  const sessions = new Http2Sessions();
-  const fake = (destroyed: boolean) => ({ destroyed, closed: false, once() {}, destroy() {}, close() {} });
-  const socket = () => {
-    const s = { destroyed: false, remoteAddress: '127.0.0.1', destroy: () => (s.destroyed = true) };
-    return s;
-  };
-  type Args = Parameters<Http2Sessions['add']>;
-  const zombie = fake(true);
-  const zombieSocket = socket();
-  const live = fake(false);
-  const liveSocket = socket();
-  sessions.add(zombie as unknown as Args[0], zombieSocket as unknown as Args[1]);
-  sessions.add(live as unknown as Args[0], liveSocket as unknown as Args[1]);
-  sessions.stop();
-  sessions.sweep();
-  assert.equal(zombieSocket.destroyed, false, 'a session may be closing its socket right now: wait one sweep');
-  sessions.sweep();
-  assert.equal(zombieSocket.destroyed, true);
-  assert.equal(liveSocket.destroyed, false);
-  assert.equal(sessions.zombies, 1);
-  assert.equal(sessions.size, 1);
 });

@@ -9,7 +9,7 @@ import type { CertFileSettings } from '../../src/tls/cert-files.ts';
 import { makeCert } from '../helpers/certs.ts';
 import type { CertOptions } from '../helpers/certs.ts';
 import { tempDir } from '../helpers/edge-process.ts';
-import { memoryLog } from '../helpers/memory-log.ts';
+import { memoryLog } from '../helpers/event-log.ts';
 import { certbotTree } from '../helpers/certbot-tree.ts';
 import { until } from '../helpers/until.ts';
 
@@ -18,7 +18,8 @@ const INTERVAL = 60;
 
 function setup(t: TestContext, intervalMs = INTERVAL) {
   const dir = tempDir('opam-edge-files-');
-  const { log, events, named } = memoryLog();
+  const log = memoryLog();
+  const { events, named } = log;
   const store = new CertStore({ log });
   const files = new CertificateFiles({ store, log, intervalMs });
   t.after(() => {

@@ -1,19 +1,17 @@
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:tls';
-import type { AddressInfo } from 'node:net';
 import { rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { CertStore } from '../../src/tls/cert-store.ts';
 import type { CertStoreOptions } from '../../src/tls/cert-store.ts';
 import type { PemPair } from '../../src/tls/certificate.ts';
-import { routeHandshakes } from '../../src/tls/handshake.ts';
 import { makeCert } from '../helpers/certs.ts';
 import type { CertOptions, TestCert } from '../helpers/certs.ts';
 import { tempDir } from '../helpers/edge-process.ts';
 import { handshake, serialFor } from '../helpers/tls-client.ts';
-import { memoryLog } from '../helpers/memory-log.ts';
+import { memoryLog } from '../helpers/event-log.ts';
+import { serveStore } from '../helpers/store-server.ts';
 
 const DAY = 86_400_000;
 
@@ -26,18 +24,9 @@ function setup(t: TestContext) {
 
 const pair = (c: TestCert, origin = c.certPath): PemPair => ({ cert: c.cert, key: c.key, origin });
 
-/** A TLS server whose contexts come from the store, as the https listeners do. */
-async function serve(t: TestContext, store: CertStore): Promise<number> {
-  const server = createServer({ ...store.contextOptions }, (socket) => socket.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'));
-  routeHandshakes(server, { select: (name) => store.select(name), timeoutMs: () => 5000 });
-  server.on('tlsClientError', () => {});
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  t.after(() => new Promise<void>((r) => server.close(() => r())));
-  return (server.address() as AddressInfo).port;
-}
-
 function store(options: CertStoreOptions = {}) {
-  const { log, events, named } = memoryLog();
+  const log = memoryLog();
+  const { events, named } = log;
   return { store: new CertStore({ log, ...options }), events, named };
 }
 
@@ -49,7 +38,7 @@ test('two names with two certificates: each SNI gets its own', async (t) => {
   const result = s.setSource('file', 'file', [pair(a), pair(b)]);
   assert.equal(result.loaded.length, 2);
   assert.deepEqual(result.refused, []);
-  const port = await serve(t, s);
+  const port = await serveStore(t, s);
   assert.equal(await serialFor(port, 'a.test'), a.serial);
   assert.equal(await serialFor(port, 'b.test'), b.serial);
   assert.equal(await serialFor(port, 'WWW.B.test'), b.serial, 'names are case-insensitive');
@@ -67,7 +56,7 @@ test('a wildcard covers one label; an exact name wins over it', async (t) => {
   const exact = await cert(['exact.w.test']);
   const { store: s } = store();
   s.setSource('file', 'file', [pair(wild), pair(exact)]);
-  const port = await serve(t, s);
+  const port = await serveStore(t, s);
   assert.equal(await serialFor(port, 'any.w.test'), wild.serial);
   assert.equal(await serialFor(port, 'exact.w.test'), exact.serial);
   await assert.rejects(serialFor(port, 'w.test'), 'the parent name itself is not covered');
@@ -79,7 +68,7 @@ test('unknown_sni reject: unknown names and clients without SNI fail the handsha
   const a = await cert(['a.test']);
   const { store: s } = store({ unknownSni: 'reject' });
   s.setSource('file', 'file', [pair(a)]);
-  const port = await serve(t, s);
+  const port = await serveStore(t, s);
   await assert.rejects(serialFor(port, 'unknown.test'), /handshake failure|alert/i);
   await assert.rejects(serialFor(port, undefined), /handshake failure|alert/i);
   assert.equal(await serialFor(port, 'a.test'), a.serial);
@@ -93,7 +82,7 @@ test('unknown_sni default: the first configured certificate, also without SNI; s
   const { store: s } = store({ unknownSni: 'default' });
   s.setSource('file', 'file', [pair(first), pair(second)]);
   s.setSource('certbot', 'certbot', [pair(late)]);
-  const port = await serve(t, s);
+  const port = await serveStore(t, s);
   assert.equal(await serialFor(port, 'unknown.test'), first.serial);
   assert.equal(await serialFor(port, undefined), first.serial);
   s.setUnknownSni('reject');
@@ -109,7 +98,7 @@ test('ECDSA and RSA for one name: each client gets the certificate it can verify
   for (const order of [[ec, rsa], [rsa, ec]]) {
     const { store: s } = store();
     s.setSource('file', 'file', order.map((c) => pair(c)));
-    const port = await serve(t, s);
+    const port = await serveStore(t, s);
     const modern = await handshake(port, { servername: 'dual.test' });
     modern.socket.destroy();
     assert.equal(modern.serial, ec.serial, 'a client offering ECDSA gets ECDSA');
@@ -129,20 +118,6 @@ test('ECDSA and RSA for one name: each client gets the certificate it can verify
   }
 });
 
-test('the default certificate does not leak into another name of another key type', async (t) => {
-  // nodejs/node#54235: with SNICallback, a default RSA certificate would answer ECDSA
-  // clients of an ECDSA-only name. Contexts chosen per ClientHello do not mix.
-  const { cert } = setup(t);
-  const fallback = await cert(['default.test'], { keyType: 'rsa' });
-  const ecOnly = await cert(['ec.test'], { keyType: 'ec' });
-  const { store: s } = store({ unknownSni: 'default' });
-  s.setSource('file', 'file', [pair(fallback), pair(ecOnly)]);
-  const port = await serve(t, s);
-  assert.equal(await serialFor(port, 'ec.test'), ecOnly.serial);
-  assert.equal(await serialFor(port, 'ec.test', { sigalgs: 'ECDSA+SHA256:rsa_pss_rsae_sha256' }), ecOnly.serial);
-  await assert.rejects(serialFor(port, 'ec.test', { sigalgs: 'rsa_pss_rsae_sha256' }), 'no RSA certificate for ec.test');
-});
-
 test('per name and key type, the certificate with the latest notAfter wins', async (t) => {
   const { cert } = setup(t);
   const older = await cert(['n.test', 'only-old.test'], { notAfter: new Date(Date.now() + 10 * DAY) });
@@ -150,7 +125,7 @@ test('per name and key type, the certificate with the latest notAfter wins', asy
   const { store: s } = store();
   s.setSource('file', 'file', [pair(newer)]);
   s.setSource('certbot', 'certbot', [pair(older)]);
-  const port = await serve(t, s);
+  const port = await serveStore(t, s);
   assert.equal(await serialFor(port, 'n.test'), newer.serial);
   assert.equal(await serialFor(port, 'only-old.test'), older.serial);
   s.setSource('file', 'file', []);
@@ -166,7 +141,7 @@ test('broken pairs are refused with a reason; the certificate serving from that 
   const ipOnly = await cert(['127.0.0.1']);
   const { store: s, named } = store();
   s.setSource('file', 'file', [pair(good, 'origin-r')]);
-  const port = await serve(t, s);
+  const port = await serveStore(t, s);
   const cases: [string, PemPair, RegExp, 'cert' | 'key'][] = [
     ['wrong key', { cert: good.cert, key: other.key, origin: 'origin-r' }, /does not match/, 'key'],
     ['truncated certificate', { cert: good.cert.slice(0, good.cert.length - 60), key: good.key, origin: 'origin-r' }, /truncated/, 'cert'],
@@ -203,7 +178,7 @@ test('swapping a source: new handshakes get the new certificate, removed origins
   const changes: unknown[] = [];
   const unsubscribe = s.onChange((change) => changes.push(change));
   s.setSource('acme:s.test', 'acme', [pair(v1, 'acme/s.test'), pair(gone, 'acme/gone.test')]);
-  const port = await serve(t, s);
+  const port = await serveStore(t, s);
   const before = await handshake(port, { servername: 's.test' });
   assert.equal(before.serial, v1.serial);
   s.setSource('acme:s.test', 'acme', [pair(v2, 'acme/s.test')]);
@@ -236,9 +211,9 @@ test('sessions resume across a swap, and across stores sharing injected ticket k
   a.setSource('file', 'file', [pair(v1)]);
   b.setSource('file', 'file', [pair(v2)]);
   stranger.setSource('file', 'file', [pair(v1)]);
-  const portA = await serve(t, a);
-  const portB = await serve(t, b);
-  const portStranger = await serve(t, stranger);
+  const portA = await serveStore(t, a);
+  const portB = await serveStore(t, b);
+  const portStranger = await serveStore(t, stranger);
   for (const maxVersion of ['TLSv1.2', 'TLSv1.3'] as const) {
     const first = await handshake(portA, { servername: 'k.test', maxVersion });
     const session = await first.session();
@@ -263,7 +238,7 @@ test('TLS 1.0 and 1.1 are refused; 1.2 and 1.3 with Mozilla intermediate ciphers
   const ec = await cert(['v.test']);
   const { store: s } = store();
   s.setSource('file', 'file', [pair(ec)]);
-  const port = await serve(t, s);
+  const port = await serveStore(t, s);
   for (const version of ['TLSv1', 'TLSv1.1'] as const) {
     await assert.rejects(
       handshake(port, { servername: 'v.test', minVersion: version, maxVersion: version, ciphers: 'DEFAULT:@SECLEVEL=0' }),

@@ -1,8 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AddressPools } from '../../src/upstream/pools.ts';
-import { h1Request, h2Request, h2Session, startFront, captureLog } from '../helpers/front.ts';
-import { CHALLTESTSRV, requireTool, startDnsServer } from '../helpers/dns-server.ts';
+import { startFront } from '../helpers/front.ts';
+import { h1Request, h2Request, h2Session } from '../helpers/clients.ts';
+import { memoryLog } from '../helpers/event-log.ts';
+import { CHALLTESTSRV, startDnsServer } from '../helpers/dns-server.ts';
+import { requireTool } from '../helpers/tools.ts';
 import { startOrigin } from '../helpers/origin.ts';
 import type { Handler, Origin } from '../helpers/origin.ts';
 import { until } from '../helpers/until.ts';
@@ -25,7 +28,7 @@ async function originsOnOnePort(hosts: string[], handler?: Handler): Promise<Ori
 }
 
 test('round-robin across the current addresses; a snapshot swap keeps kept pools', async (t) => {
-  const pools = new AddressPools(8080, settings, captureLog(), 'u');
+  const pools = new AddressPools(8080, settings, memoryLog(), 'u');
   t.after(() => pools.close());
   assert.equal(pools.pick(), null);
   pools.setAddresses(['127.0.0.2', '127.0.0.3']);

@@ -3,8 +3,11 @@ import assert from 'node:assert/strict';
 import { checkUpstreamNames, createLookup, Resolver, sortAddresses } from '../../src/upstream/resolver.ts';
 import type { Lookup } from '../../src/upstream/resolver.ts';
 import { Upstreams } from '../../src/upstream/upstreams.ts';
-import { captureLog, h1Request, makeConfig, startFront } from '../helpers/front.ts';
-import { CHALLTESTSRV, requireTool, startDnsServer } from '../helpers/dns-server.ts';
+import { makeConfig, startFront } from '../helpers/front.ts';
+import { h1Request } from '../helpers/clients.ts';
+import { memoryLog } from '../helpers/event-log.ts';
+import { CHALLTESTSRV, startDnsServer } from '../helpers/dns-server.ts';
+import { requireTool } from '../helpers/tools.ts';
 import type { DnsServer } from '../helpers/dns-server.ts';
 import { startOrigin } from '../helpers/origin.ts';
 import { until } from '../helpers/until.ts';
@@ -21,7 +24,7 @@ test('A and AAAA through the configured server; a change is logged with old and 
   if (!server) return;
   await server.setA('opam.test', ['127.0.0.2']);
   await server.setAAAA('opam.test', ['::1']);
-  const log = captureLog();
+  const log = memoryLog();
   const seen: (readonly string[])[] = [];
   const resolver = new Resolver({ name: 'opam.test', label: 'http://opam.test:80', validMs: 200, lookup: createLookup([server.server]), log, onChange: (a) => void seen.push(a) });
   t.after(() => resolver.stop());
@@ -39,7 +42,7 @@ test('SERVFAIL keeps the last good answer and is logged; the loop carries on', a
   const server = await dns(t);
   if (!server) return;
   await server.setA('opam.test', ['127.0.0.2']);
-  const log = captureLog();
+  const log = memoryLog();
   const resolver = new Resolver({ name: 'opam.test', label: 'u', validMs: 150, lookup: createLookup([server.server]), log, onChange: () => {} });
   t.after(() => resolver.stop());
   await resolver.start();
@@ -60,7 +63,7 @@ test('SERVFAIL keeps the last good answer and is logged; the loop carries on', a
 });
 
 test('an unreachable DNS server: start() returns, nothing resolved, logged, no crash', async (t) => {
-  const log = captureLog();
+  const log = memoryLog();
   // A port nobody serves DNS on.
   const resolver = new Resolver({ name: 'opam.test', label: 'u', validMs: 60_000, lookup: createLookup(['127.0.0.1:9']), log, onChange: () => {} });
   t.after(() => resolver.stop());
@@ -81,7 +84,7 @@ test('a lookup that throws or a callback that throws does not stop the loop', as
     if (calls === 1) throw new Error('boom');
     return { v4: { ok: true, addresses: [`127.0.0.${calls}`] }, v6: { ok: true, addresses: [] } };
   };
-  const log = captureLog();
+  const log = memoryLog();
   const resolver = new Resolver({ name: 'x', label: 'x', validMs: 100, lookup, log, onChange: () => { throw new Error('listener'); } });
   t.after(() => resolver.stop());
   await resolver.start();
@@ -95,7 +98,7 @@ test('a lookup that throws or a callback that throws does not stop the loop', as
 
 test('IP literal upstreams are never resolved', async (t) => {
   let lookups = 0;
-  const upstreams = new Upstreams({ log: captureLog(), lookup: () => async () => (lookups++, { v4: { ok: true, addresses: [] }, v6: { ok: true, addresses: [] } }) });
+  const upstreams = new Upstreams({ log: memoryLog(), lookup: () => async () => (lookups++, { v4: { ok: true, addresses: [] }, v6: { ok: true, addresses: [] } }) });
   await upstreams.start(makeConfig({ sites: [{ hosts: ['a.test'], upstream: 'http://127.0.0.9:8080' }, { hosts: ['b.test'], upstream: 'http://[::1]:8081' }] }));
   t.after(() => upstreams.stop());
   assert.equal(lookups, 0);

@@ -1,4 +1,5 @@
-// An EventLog that keeps every event in memory, with a way to wait for one.
+// The one in-memory EventLog for tests: keeps every event flat ({ level, event, ...fields },
+// as the real JSON log writes it), with a filter by name and a way to wait for one.
 
 import type { EventLog, Fields } from '../../src/log.ts';
 import { EventWaiters } from './event-waiters.ts';
@@ -12,6 +13,7 @@ export type MemoryLog = EventLog & {
   named(name: string): MemoryEvent[];
 };
 
+/** `echo` (or OPAM_EDGE_TEST_ECHO in the environment) also writes each event to stderr. */
 export function memoryLog(options: { echo?: boolean } = {}): MemoryLog {
   const events: MemoryEvent[] = [];
   const waiters = new EventWaiters<MemoryEvent>();
