@@ -42,6 +42,9 @@ async function bench(options: Options, tools: Tools): Promise<Results> {
   const startedAt = Date.now();
   const plan = cpuPlan(tools);
   const scenarios = SCENARIOS.filter((s) => options.scenarios.includes(s.id));
+  const wrkPath = options.loadgen === 'autocannon' ? null : (tools.wrk?.path ?? null);
+  if (options.loadgen === 'wrk' && !wrkPath) throw new Error('--loadgen wrk: wrk is not installed (apt-get install wrk)');
+  const driverOf = (driver: string) => (driver === 'autocannon' && wrkPath ? 'wrk' : driver);
   for (const w of options.workers) say(`workers ${w}: ${plan.description[String(w)]}`);
   say(`about ${Math.ceil(estimateSeconds(options) / 60)} min: ${options.rounds} round(s) x ${options.workers.length} worker set(s) x ${options.targets.length} targets x ${scenarios.length} scenarios`);
 
@@ -104,6 +107,7 @@ async function bench(options: Options, tools: Tools): Promise<Results> {
                   warmupS: options.warmupS,
                   loadCpus: plan.load,
                   h2load: tools.h2load?.path ?? null,
+                  wrk: wrkPath,
                   dir,
                   originPids,
                 });
@@ -143,10 +147,11 @@ async function bench(options: Options, tools: Tools): Promise<Results> {
       nginx: tools.nginx?.version ?? null,
       caddy: tools.caddy?.version ?? null,
       h2load: tools.h2load?.version ?? null,
+      wrk: tools.wrk?.version ?? null,
       autocannon: autocannonVersion(),
     },
     pinning: plan.description,
-    scenarios: scenarios.map(({ id, title, driver, connections, streams }) => ({ id, title, driver, connections, ...(streams ? { streams } : {}) })),
+    scenarios: scenarios.map(({ id, title, driver, connections, streams }) => ({ id, title, driver: driverOf(driver), connections, ...(streams ? { streams } : {}) })),
     targets: options.targets.map((id) => ({ id, label: DEFS[id].label, description: descriptions.get(id) ?? {} })),
     notes: notes(options, plan.pinned),
     runs,
@@ -183,6 +188,7 @@ async function measureOne(
       processes: m.processes,
       load_cpu: m.loadCpu === null ? null : round(m.loadCpu, 3),
       origin_cpu: m.originCpu === null ? null : round(m.originCpu, 3),
+      ...(r.tls ? { tls: r.tls } : {}),
     };
   } catch (err) {
     return { ...base, status: 'failed', reason: (err as Error).message };
@@ -216,7 +222,7 @@ function notes(options: Options, pinned: boolean): string[] {
     'Both nginx set-ups offer h2 on their TLS port (`listen ... ssl http2`) so that HTTP/2 can be compared; the seed text does not show whether its nginx does. Both raise the client-side keepalive_requests from 1000 to 100000: otherwise nginx closes each load-generator connection every 1000 requests (for h2 with a GOAWAY that fails the streams in flight), which real clients, making a few requests per connection, never meet.',
     'opam-edge has no plain-HTTP proxy by design (its port 80 answers ACME challenges and redirects), so its http-* rows are not available.',
     'autocannon appends every response body to a string (for body checks this bench does not use); the load generator turns that off, without which it caps near 50 MB/s.',
-    'autocannon and the new-connection generator send HTTP/1.1 without ALPN; h2load negotiates h2. TLS: ECDSA P-256 certificate, TLS 1.3, no session resumption for new connections. autocannon reports latency in whole milliseconds.',
+    'wrk (or autocannon) and the new-connection generator send HTTP/1.1 without ALPN; h2load negotiates h2. TLS: ECDSA P-256 certificate, no session resumption for new connections; the new-connection generator offers X25519 first, the negotiated group and cipher are given per target. autocannon reports latency in whole milliseconds.',
     'The machine is shared and noisy (rounds can differ by 30%): compare ratios within one run, and CPU per request, the steadiest figure.',
   ];
   if (!pinned) list.push('Processes were not pinned to CPUs (one CPU, or no taskset): the proxy, the origin and the load generator competed for the same CPUs.');

@@ -22,6 +22,8 @@ export type Options = {
   edgeCli: string;
   /** When set, opam-edge runs with --cpu-prof and writes its profiles here. */
   edgeProfile: string | null;
+  /** HTTP/1.1 keep-alive load generator: wrk when installed (auto), or the one named. */
+  loadgen: 'auto' | 'autocannon' | 'wrk';
 };
 
 export const DEFAULT_OUT = fileURLToPath(new URL('../results/', import.meta.url));
@@ -40,6 +42,7 @@ export const USAGE = `Usage: npm run bench -- [options]
   --out DIR            where results go (default bench/results/, latest.* in reports/bench/)
   --no-install         never apt-get install nginx-light, caddy, nghttp2-client
   --edge-cli FILE      the opam-edge entry point to run (default: this checkout's src/cli.ts)
+  --loadgen NAME       HTTP/1.1 load generator: wrk or autocannon (default wrk when installed)
   --edge-profile DIR   run opam-edge under node --cpu-prof, profiles to DIR
                        (read them with: node bench/profile-top.ts DIR/*.cpuprofile)
   --help
@@ -59,6 +62,7 @@ export function parseOptions(argv: readonly string[]): Options | { error: string
     install: true,
     edgeCli: DEFAULT_EDGE_CLI,
     edgeProfile: null,
+    loadgen: 'auto',
   };
   const explicit = new Set<string>();
   const args = [...argv];
@@ -134,6 +138,12 @@ export function parseOptions(argv: readonly string[]): Options | { error: string
         const file = value();
         if (!file) return { error: '--edge-cli needs a file' };
         options.edgeCli = file;
+        break;
+      }
+      case '--loadgen': {
+        const name = value();
+        if (name !== 'wrk' && name !== 'autocannon') return { error: '--loadgen is wrk or autocannon' };
+        options.loadgen = name;
         break;
       }
       case '--edge-profile': {

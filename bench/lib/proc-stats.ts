@@ -86,12 +86,21 @@ export function cpuDelta(before: Map<number, number>, after: Map<number, number>
 
 /** Sum of VmHWM (peak resident set) over the pids, in KiB; null when none could be read. */
 export function peakRssKiB(pids: readonly number[]): number | null {
+  return statusKiB(pids, 'VmHWM');
+}
+
+/** Sum of VmRSS (resident set now) over the pids, in KiB; null when none could be read. */
+export function currentRssKiB(pids: readonly number[]): number | null {
+  return statusKiB(pids, 'VmRSS');
+}
+
+function statusKiB(pids: readonly number[], field: 'VmHWM' | 'VmRSS'): number | null {
+  const pattern = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm');
   let total = 0;
   let found = false;
   for (const pid of pids) {
     try {
-      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-      const match = /^VmHWM:\s+(\d+) kB/m.exec(status);
+      const match = pattern.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
       if (match) {
         total += Number(match[1]);
         found = true;

@@ -1,5 +1,5 @@
 // The programs the bench drives: nginx (origin and two proxy set-ups), Caddy, h2load (the
-// HTTP/2 load generator) and taskset. Missing Debian packages are installed with apt-get when
+// HTTP/2 load generator), wrk (the HTTP/1.1 one) and taskset. Missing Debian packages are installed with apt-get when
 // the bench runs as root, unless --no-install; otherwise the bench says how and carries on
 // with what it has (nginx is the origin, so it is the one hard requirement).
 
@@ -13,13 +13,15 @@ export type Tools = {
   nginx: Tool;
   caddy: Tool;
   h2load: Tool;
+  wrk: Tool;
   taskset: Tool;
 };
 
-const PACKAGES: Record<'nginx' | 'caddy' | 'h2load', string> = {
+const PACKAGES: Record<'nginx' | 'caddy' | 'h2load' | 'wrk', string> = {
   nginx: 'nginx-light',
   caddy: 'caddy',
   h2load: 'nghttp2-client',
+  wrk: 'wrk',
 };
 
 function which(name: string): string | null {
@@ -46,11 +48,13 @@ export function findTools(): Tools {
   const nginx = which('nginx');
   const caddy = which('caddy');
   const h2load = which('h2load');
+  const wrk = which('wrk');
   const taskset = which('taskset');
   return {
     nginx: nginx ? { path: nginx, version: versionOf(nginx, ['-v'], /nginx\/(\S+)/) } : null,
     caddy: caddy ? { path: caddy, version: versionOf(caddy, ['version'], /^v?(\S+)/) } : null,
     h2load: h2load ? { path: h2load, version: versionOf(h2load, ['--version'], /nghttp2\/(\S+)/) } : null,
+    wrk: wrk ? { path: wrk, version: versionOf(wrk, ['--version'], /wrk (?:debian\/)?(\S+)/) } : null,
     taskset: taskset ? { path: taskset, version: versionOf(taskset, ['--version'], /(\d[\d.]*)/) } : null,
   };
 }

@@ -10,6 +10,7 @@ import type { RunningTarget } from '../targets/target.ts';
 import type { Scenario } from './scenarios.ts';
 import type { ChildMessage, LoadResult, LoadSpec, ParentMessage } from './protocol.ts';
 import { h2Run, h2Warmup } from './h2load.ts';
+import { wrkRun, wrkWarmup } from './wrk.ts';
 
 export type Measurement = {
   result: LoadResult;
@@ -32,6 +33,8 @@ export type DriverOptions = {
   warmupS: number;
   loadCpus: string | null;
   h2load: string | null;
+  /** wrk's path when it drives the HTTP/1.1 keep-alive scenarios instead of autocannon. */
+  wrk: string | null;
   dir: string;
   originPids: () => number[];
 };
@@ -76,6 +79,13 @@ export async function measure(scenario: Scenario, port: number, target: RunningT
     const h2 = { ...spec, streams: scenario.streams ?? 1, h2load: options.h2load, cpus: options.loadCpus, dir: options.dir };
     await h2Warmup(h2);
     const run = await h2Run(h2, begin, end);
+    result = run.result;
+    loadCpuS = run.loadCpuS;
+    wallS = result.durationS;
+  } else if (scenario.driver === 'autocannon' && options.wrk) {
+    const spec2 = { ...spec, wrk: options.wrk, cpus: options.loadCpus };
+    await wrkWarmup(spec2);
+    const run = await wrkRun(spec2, begin, end);
     result = run.result;
     loadCpuS = run.loadCpuS;
     wallS = result.durationS;

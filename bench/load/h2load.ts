@@ -1,11 +1,10 @@
 // HTTP/2 load with h2load (Debian's nghttp2-client): C, one thread, fast enough not to be the
-// limit where a node:http2 client would be. It runs in its own process under bash, whose
-// `times` gives the load generator's own CPU time; per-request latencies come from its
-// --log-file (microseconds), percentiles are computed here.
+// limit where a node:http2 client would be. It runs under timed-run.ts (its own CPU time);
+// per-request latencies come from its --log-file (microseconds), percentiles are computed here.
 
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { startProcess } from '../lib/processes.ts';
+import { runTimed } from './timed-run.ts';
 import type { LoadResult, LoadSpec } from './protocol.ts';
 
 export type H2Spec = LoadSpec & { streams: number; h2load: string; cpus: string | null; dir: string };
@@ -27,24 +26,8 @@ function args(spec: H2Spec, durationS: number, logFile: string | null): string[]
   ];
 }
 
-/** Runs h2load once under `bash -c '...; times'`; returns its stdout and its CPU seconds. */
-async function runOnce(spec: H2Spec, durationS: number, logFile: string | null): Promise<{ out: string; cpuS: number | null }> {
-  const script = 'h2load="$1"; shift; "$h2load" "$@"; rc=$?; echo "--times--"; times; exit $rc';
-  const proc = startProcess('h2load', 'bash', ['-c', script, 'bash', spec.h2load, ...args(spec, durationS, logFile)], { cpus: spec.cpus });
-  let out = '';
-  proc.child.stdout?.on('data', (chunk: Buffer) => {
-    out += chunk.toString('utf8');
-  });
-  const timer = setTimeout(() => void proc.stop(1000), (durationS + 30) * 1000);
-  const { code } = await proc.exited;
-  clearTimeout(timer);
-  await proc.stop(0);
-  if (code !== 0) throw new Error(`h2load exited with ${code}: ${proc.tail().split('\n').slice(-3).join(' | ')}`);
-  // `times` prints the shell's user/sys, then its children's: "0m1.234s 0m0.567s".
-  const lines = out.slice(out.indexOf('--times--')).split('\n');
-  const child = /(\d+)m([\d.]+)s\s+(\d+)m([\d.]+)s/.exec(lines[2] ?? '');
-  const cpuS = child ? Number(child[1]) * 60 + Number(child[2]) + Number(child[3]) * 60 + Number(child[4]) : null;
-  return { out, cpuS };
+function runOnce(spec: H2Spec, durationS: number, logFile: string | null): Promise<{ out: string; cpuS: number | null }> {
+  return runTimed('h2load', spec.h2load, args(spec, durationS, logFile), spec.cpus, durationS + 30);
 }
 
 export async function h2Warmup(spec: H2Spec): Promise<void> {

@@ -3,12 +3,24 @@
 // and starts again. Measures what a proxy pays per new client: accept + handshake + request.
 
 import { connect as tlsConnect } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import { connect as netConnect } from 'node:net';
 import type { Socket } from 'node:net';
 import { serveOneRun } from './protocol.ts';
 import type { LoadResult, LoadSpec } from './protocol.ts';
 
 const TIMEOUT_MS = 10_000;
+/**
+ * Every target gets the same key exchange, so CPU per handshake compares like with like
+ * (left to each server, nginx, Caddy and Node can pick different groups for the same
+ * client): X25519 offered first. P-256 stays on the list only because TLS 1.2 (the origin's
+ * nginx 1.22 stops there) checks the ECDSA P-256 certificate's curve against this list; the
+ * group each target negotiated is in the results.
+ */
+const GROUP = 'X25519:P-256';
+
+/** The key exchange group and cipher of the first handshake, for the results. */
+let negotiated: string | undefined;
 
 type Outcome = { ok: boolean; status: number; bytes: number };
 
@@ -25,7 +37,7 @@ function oneRequest(spec: LoadSpec, request: Buffer): Promise<Outcome> {
     let length = -1;
     let settled = false;
     const socket: Socket = spec.tls
-      ? tlsConnect({ host: '127.0.0.1', port: spec.port, servername: spec.host, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] })
+      ? tlsConnect({ host: '127.0.0.1', port: spec.port, servername: spec.host, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'], ecdhCurve: GROUP })
       : netConnect({ host: '127.0.0.1', port: spec.port });
     // Without it, Nagle holds the request behind the handshake's last segment until the
     // server's delayed ACK (40 ms): the run would measure timers, not the proxy.
@@ -37,7 +49,14 @@ function oneRequest(spec: LoadSpec, request: Buffer): Promise<Outcome> {
       resolve({ ok: ok && status > 0, status, bytes });
     };
     socket.setTimeout(TIMEOUT_MS, () => done(false));
-    socket.once(spec.tls ? 'secureConnect' : 'connect', () => socket.write(request));
+    socket.once(spec.tls ? 'secureConnect' : 'connect', () => {
+      if (spec.tls && negotiated === undefined && 'getCipher' in socket) {
+        const tls = socket as TLSSocket;
+        const key = tls.getEphemeralKeyInfo() as { name?: string } | null;
+        negotiated = `${key?.name ?? 'unknown group'}, ${tls.getCipher()?.standardName ?? 'unknown cipher'}, ${tls.getProtocol() ?? ''}`;
+      }
+      socket.write(request);
+    });
     socket.on('data', (chunk: Buffer) => {
       bytes += chunk.length;
       if (bodyStart < 0) {
@@ -83,7 +102,7 @@ async function load(spec: LoadSpec, durationS: number, latencies: number[] | nul
   const elapsed = (performance.now() - started) / 1000;
   const sorted = (latencies ?? []).sort((a, b) => a - b);
   const pick = (q: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! : 0);
-  return { requests, durationS: elapsed, rps: requests / elapsed, p50: pick(0.5), p99: pick(0.99), bytesPerS: bytes / elapsed, errors, non2xx };
+  return { requests, durationS: elapsed, rps: requests / elapsed, p50: pick(0.5), p99: pick(0.99), bytesPerS: bytes / elapsed, errors, non2xx, ...(negotiated ? { tls: negotiated } : {}) };
 }
 
 serveOneRun(

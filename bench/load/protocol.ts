@@ -24,6 +24,8 @@ export type LoadResult = {
   bytesPerS: number;
   errors: number;
   non2xx: number;
+  /** New TLS connections: the key exchange group, cipher and version negotiated. */
+  tls?: string;
 };
 
 export type ChildMessage = { type: 'ready' } | { type: 'result'; result: LoadResult } | { type: 'failed'; error: string };

@@ -29,6 +29,8 @@ export type RunRecord = {
   /** Fractions of one CPU over the measured part. */
   load_cpu?: number | null;
   origin_cpu?: number | null;
+  /** New TLS connections: the group, cipher and version the target negotiated. */
+  tls?: string;
 };
 
 export type Ratios = { rps: number | null; p99: number | null; cpu: number | null };
@@ -49,7 +51,9 @@ export type SummaryRow = {
   non2xx?: number;
   rss_mib?: number | null;
   load_cpu?: number | null;
-  /** The load generator's CPU (plus the origin's when they share one) was at least 90% of a CPU. */
+  origin_cpu?: number | null;
+  tls?: string;
+  /** Load-bound: the load generator or the origin (or the two, when they share a CPU) used at least 90% of a CPU. */
   load_saturated?: boolean;
   vs_seed?: Ratios;
   vs_best?: Ratios;
@@ -124,6 +128,7 @@ export function summarize(runs: readonly RunRecord[], sharedLoadCpu: boolean): {
       });
       continue;
     }
+    const originCpu = medianOf(ok, (r) => r.origin_cpu);
     const loadSide = medianOf(ok, (r) => (r.load_cpu ?? NaN) + (sharedLoadCpu ? (r.origin_cpu ?? 0) : 0));
     summary.push({
       workers: first.workers,
@@ -140,7 +145,9 @@ export function summarize(runs: readonly RunRecord[], sharedLoadCpu: boolean): {
       non2xx: ok.reduce((sum, r) => sum + (r.non2xx ?? 0), 0),
       rss_mib: Math.max(...ok.map((r) => r.rss_mib ?? 0)) || null,
       load_cpu: medianOf(ok, (r) => r.load_cpu),
-      load_saturated: loadSide !== null && loadSide >= SATURATED,
+      origin_cpu: originCpu,
+      ...(ok.find((r) => r.tls) ? { tls: ok.find((r) => r.tls)!.tls } : {}),
+      load_saturated: (loadSide !== null && loadSide >= SATURATED) || (originCpu !== null && originCpu >= SATURATED),
     });
   }
   const cell = (workers: WorkerSet, scenario: string, target: TargetId) =>

@@ -9,9 +9,9 @@ import { fmtCount, fmtMs } from './table.ts';
 type Panel = { title: string; value: (r: SummaryRow) => number | null | undefined; format: (v: number) => string };
 
 const PANELS: Panel[] = [
+  { title: 'proxy CPU per request, us (shorter is better)', value: (r) => r.cpu_us_per_req, format: fmtCount },
   { title: 'requests/s (longer is better)', value: (r) => r.rps, format: fmtCount },
   { title: 'p99 latency, ms (shorter is better)', value: (r) => r.p99_ms, format: fmtMs },
-  { title: 'proxy CPU per request, us (shorter is better)', value: (r) => r.cpu_us_per_req, format: fmtCount },
 ];
 
 const COLORS: Record<string, string> = {

@@ -7,6 +7,9 @@ import type { Ratios, Results, SummaryRow } from './results.ts';
 const HEADER = [
   'scenario',
   'target',
+  'CPU us/req',
+  'CPU x seed',
+  'CPU x best',
   'req/s',
   'x seed',
   'x best',
@@ -15,9 +18,6 @@ const HEADER = [
   'p99 x seed',
   'p99 x best',
   'MB/s',
-  'CPU us/req',
-  'CPU x seed',
-  'CPU x best',
   'errors',
   'RSS MiB',
 ];
@@ -82,11 +82,14 @@ function rowCells(scenario: string, target: string, row: SummaryRow, footnote: (
     const what = row.status === 'failed' ? 'failed' : 'not available';
     return [scenario, target, `${what} ${footnote(row.reason ?? 'no reason recorded')}`, ...Array<string>(HEADER.length - 3).fill('')];
   }
-  const saturated = row.load_saturated ? ` ${footnote('load generator (and the origin sharing its CPU) at 90% of a CPU or more in this cell: req/s is a floor')}` : '';
+  const saturated = row.load_saturated ? ` load-bound ${footnote('the load generator or the origin (or the two, when they share a CPU) used 90% of a CPU or more in this cell: req/s is a floor, the proxy was not the limit')}` : '';
   return [
     scenario,
     target,
-    `${fmtCount(row.rps)}${saturated}`,
+    fmtInt(row.cpu_us_per_req),
+    fmtRatio(row.vs_seed?.cpu),
+    fmtRatio(row.vs_best?.cpu),
+    `${fmtCount(row.rps)}${saturated}${row.tls ? ` ${footnote(`TLS: ${row.tls}`)}` : ''}`,
     fmtRatio(row.vs_seed?.rps),
     fmtRatio(row.vs_best?.rps),
     fmtMs(row.p50_ms),
@@ -94,9 +97,6 @@ function rowCells(scenario: string, target: string, row: SummaryRow, footnote: (
     fmtRatio(row.vs_seed?.p99),
     fmtRatio(row.vs_best?.p99),
     fmtCount(row.mb_per_s),
-    fmtInt(row.cpu_us_per_req),
-    fmtRatio(row.vs_seed?.cpu),
-    fmtRatio(row.vs_best?.cpu),
     String((row.errors ?? 0) + (row.non2xx ?? 0)),
     fmtInt(row.rss_mib),
   ];
@@ -118,10 +118,10 @@ export function renderMarkdown(results: Results, chartFile: string | null): stri
     `Runs: ${results.options.rounds} round(s), targets interleaved in each; ${results.options.duration_s} s per run after ${results.options.warmup_s} s of warm-up; medians over rounds. Took ${Math.round(results.elapsed_s)} s.`,
   );
   lines.push('');
-  lines.push('Figures: requests/s; latency p50/p99 (ms); MB/s; the proxy\'s own CPU time per request (utime + stime of all its processes / requests, the steadiest figure on a noisy machine); errors + non-2xx; peak RSS (VmHWM summed over master + workers). "x seed" is the ratio to nginx as deployed, "x best" to nginx with a keep-alive upstream (for p99 and CPU, lower is better).');
+  lines.push('Figures: first the proxy\'s own CPU time per request (utime + stime of all its processes / requests: the headline, and the steadiest figure on a noisy machine); requests/s ("load-bound" when the load generator or the origin used 90% of a CPU: then the figure is theirs, not the proxy\'s); latency p50/p99 (ms); MB/s; errors + non-2xx; peak RSS (VmHWM summed over master + workers). "x seed" is the ratio to nginx as deployed, "x best" to nginx with a keep-alive upstream (for p99 and CPU, lower is better).');
   lines.push('');
   if (chartFile) {
-    lines.push(`![requests/s, p99 latency and proxy CPU per request, per scenario and proxy](${chartFile})`);
+    lines.push(`![proxy CPU per request, requests/s and p99 latency, per scenario and proxy](${chartFile})`);
     lines.push('');
   }
   lines.push(...renderMatrices(results));
@@ -173,10 +173,11 @@ export function renderText(results: Results): string {
 
 type Metric = { title: string; pick: (r: SummaryRow) => number | null | undefined; ratio: (r: Ratios | undefined) => number | null | undefined; fmt: (v: number) => string };
 
+/** The proxy's CPU per request first: the headline, and the steadiest figure on a shared machine. */
 const METRICS: Metric[] = [
+  { title: 'proxy CPU per request, us', pick: (r) => r.cpu_us_per_req, ratio: (x) => x?.cpu, fmt: fmtCount },
   { title: 'requests/s', pick: (r) => r.rps, ratio: (x) => x?.rps, fmt: fmtCount },
   { title: 'p99 latency, ms', pick: (r) => r.p99_ms, ratio: (x) => x?.p99, fmt: fmtMs },
-  { title: 'proxy CPU per request, us', pick: (r) => r.cpu_us_per_req, ratio: (x) => x?.cpu, fmt: fmtCount },
 ];
 
 /**
@@ -204,7 +205,8 @@ export function renderMatrices(results: Results): string[] {
           const value = metric.pick(row);
           if (value === null || value === undefined) return '-';
           const ratios = t === 'origin' ? '' : ` (${fmtRatio(metric.ratio(row.vs_seed))} / ${fmtRatio(metric.ratio(row.vs_best))})`;
-          return `${metric.fmt(value)}${ratios}`;
+          const bound = metric.title === 'requests/s' && row.load_saturated ? ' load-bound' : '';
+          return `${metric.fmt(value)}${ratios}${bound}`;
         });
         lines.push(`| ${scenario.id}${flagged ? ' (tie: load-bound)' : ''} | ${cells.join(' | ')} |`);
       }

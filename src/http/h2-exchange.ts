@@ -14,11 +14,15 @@
 // and the request arrives without them (its nghttp2 invalid-header callback ignores them;
 // no option resets the stream instead, see nodejs/node#56703), so they are never forwarded.
 // Upper-case names reset the stream (PROTOCOL_ERROR). Pinned in test/edge-tls.test.ts.
+//
+// Streams reset before their response are budgeted per session (h2-reset-budget.ts, Rapid
+// Reset), and a request reaches the handlers one event-loop turn after its HEADERS.
 
 import type { Http2SecureServer, IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import { sendError } from './error-response.ts';
 import { requestId } from './headers.ts';
+import { onStreamAborted } from './h2-reset-budget.ts';
 
 export class H2Request {
   readonly stream: ServerHttp2Stream;
@@ -127,13 +131,11 @@ export type H2StreamHandlers = {
 
 /**
  * The 'stream' listener: what node:http2's compat layer does in onServerStream (CONNECT,
- * Expect), on H2Request/H2Response.
+ * Expect), on H2Request/H2Response, one event-loop turn later (see h2-reset-budget.ts).
  */
 function h2StreamListener(handlers: H2StreamHandlers) {
-  return function onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders: string[]): void {
-    // A stream error (a reset, a session torn down) ends the exchange through 'close'; without
-    // a listener it would be an uncaught 'error' event. The compat layer ignores them too.
-    stream.on('error', ignore);
+  function exchange(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: string[]): void {
+    // Reset (or the session torn down) during that turn: no request object, no upstream request.
     if (stream.destroyed) return;
     const req = new H2Request(stream, headers, rawHeaders);
     const res = new H2Response(stream);
@@ -154,6 +156,18 @@ function h2StreamListener(handlers: H2StreamHandlers) {
       }
     }
     handlers.onRequest(req, res);
+  }
+  return function onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders: string[]): void {
+    // A stream error (a reset, a session torn down) ends the exchange through 'close'; without
+    // a listener it would be an uncaught 'error' event. The compat layer ignores them too.
+    stream.on('error', ignore);
+    // Every stream that ends before its response head is charged to its session's budget.
+    stream.on('aborted', onStreamAborted);
+    if (stream.destroyed) return;
+    // node:http2 emits 'stream' before it delivers an RST_STREAM that came in the same read
+    // (the stream is destroyed by the next turn): waiting that turn keeps a HEADERS +
+    // RST_STREAM pair from ever starting an upstream request (Rapid Reset).
+    setImmediate(exchange, stream, headers, rawHeaders);
   };
 }
 
