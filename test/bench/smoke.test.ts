@@ -70,7 +70,8 @@ test('bench: one short scenario writes a valid result file and stops its servers
   assert.equal(best.vs_best?.rps, 1, 'nginx-best is its own reference');
 
   const markdown = readFileSync(join(out, 'latest.md'), 'utf8');
-  assert.match(markdown, /\| scenario \| target \| req\/s \|/);
+  // CPU per request is the headline figure of every row (issue 16).
+  assert.match(markdown, /\| scenario \| target \| CPU us\/req \| CPU x seed \| CPU x best \| req\/s \|/);
   assert.match(markdown, /!\[.*\]\(latest\.svg\)/);
   const svg = readFileSync(join(out, 'latest.svg'), 'utf8');
   assert.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
