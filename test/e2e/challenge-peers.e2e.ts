@@ -5,8 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import type { AddressInfo, Socket } from 'node:net';
+import { freePort, hangingPort } from '../helpers/ports.ts';
 import { join } from 'node:path';
 import { startEdgeProcess } from '../helpers/edge-process.ts';
 import type { EdgeProcess } from '../helpers/edge-process.ts';
@@ -86,19 +85,8 @@ test('a token found nowhere, two nodes naming each other: 404 in under 2 s after
 });
 
 test('a peer that is down, then one that accepts and never answers: 404 within the 5 s timeout', async (t) => {
-  const probe = createServer();
-  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
-  const downPort = (probe.address() as AddressInfo).port;
-  await new Promise<void>((r) => probe.close(() => r()));
-  const sockets = new Set<Socket>();
-  const hanging = createServer((s) => sockets.add(s.on('error', () => {})));
-  await new Promise<void>((r) => hanging.listen(0, '127.0.0.1', r));
-  t.after(() => {
-    for (const s of sockets) s.destroy();
-    hanging.close();
-  });
-  const down = `http://127.0.0.1:${downPort}/`;
-  const hangs = `http://127.0.0.1:${(hanging.address() as AddressInfo).port}/`;
+  const down = `http://127.0.0.1:${await freePort()}/`;
+  const hangs = `http://127.0.0.1:${await hangingPort(t)}/`;
   const a = await startEdgeProcess({ ...node([down, hangs]), access_log: 'off' });
   t.after(() => a.stop());
   const started = Date.now();

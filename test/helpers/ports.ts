@@ -3,7 +3,7 @@
 
 import { createSocket } from 'node:dgram';
 import { connect, createServer } from 'node:net';
-import type { Server } from 'node:net';
+import type { Server, Socket } from 'node:net';
 
 /** A port free right now on `host` (the kernel's pick; closed again before returning). */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
@@ -57,4 +57,19 @@ export function refused(port: number, host = '127.0.0.1'): Promise<boolean> {
     });
     socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
   });
+}
+
+/**
+ * A port that accepts connections and never answers (a peer or upstream that hangs); its
+ * server and every accepted socket are closed after the test.
+ */
+export async function hangingPort(t: { after(fn: () => void): void }): Promise<number> {
+  const sockets = new Set<Socket>();
+  const server = createServer((s) => sockets.add(s.on('error', () => {})));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    for (const s of sockets) s.destroy();
+    server.close();
+  });
+  return (server.address() as { port: number }).port;
 }

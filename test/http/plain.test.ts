@@ -7,8 +7,8 @@ import { execFileSync } from 'node:child_process';
 import fsPromises from 'node:fs/promises';
 import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
-import { createServer as createNetServer } from 'node:net';
-import type { AddressInfo, Socket } from 'node:net';
+import { freePort, hangingPort } from '../helpers/ports.ts';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { ChallengeSource } from '../../src/http/plain.ts';
 import { get, startEdge } from '../helpers/edge-in-process.ts';
@@ -222,18 +222,7 @@ test('a token found nowhere, two nodes naming each other as peers: 404 after one
 });
 
 test('a peer that is down or hangs: 404 within the peer timeout', async (t) => {
-  const sockets = new Set<Socket>();
-  const hanging = createNetServer((s) => sockets.add(s.on('error', () => {})));
-  await new Promise<void>((r) => hanging.listen(0, '127.0.0.1', r));
-  t.after(() => {
-    for (const s of sockets) s.destroy();
-    hanging.close();
-  });
-  const closed = createNetServer();
-  await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
-  const downPort = (closed.address() as AddressInfo).port;
-  await new Promise<void>((r) => closed.close(() => r()));
-  for (const peer of [`http://127.0.0.1:${downPort}`, `http://127.0.0.1:${(hanging.address() as AddressInfo).port}`]) {
+  for (const peer of [`http://127.0.0.1:${await freePort()}`, `http://127.0.0.1:${await hangingPort(t)}`]) {
     const node = await startEdge(t, { challenges: { peers: [peer] } }, { peerTimeoutMs: 500 });
     const started = Date.now();
     const res = await get(node.port, `${PREFIX}${TOKEN}`);
