@@ -1,48 +1,36 @@
 // One running opam-edge: the listeners, the state they read, and the control plane that
 // swaps that state. Start order: logs -> stores -> listeners -> loops; stop reverses it.
 // Request handlers only read `this.#state`; reload builds a new one and swaps it whole.
+// The parts: edge-listeners (the servers), edge-facts (health, status, admin routes),
+// edge-reload (reload's steps), edge-acme (built-in ACME), edge-state (what they all read).
 
-import { createServer } from 'node:http';
-import type { Server as HttpServer } from 'node:http';
-import type { Server as TlsServer } from 'node:tls';
 import type { Config } from './config.ts';
 import { createAccessLog } from './log.ts';
-import type { AccessLog, EventLog } from './log.ts';
+import type { EventLog } from './log.ts';
 import { ChallengeStore } from './acme/challenges.ts';
 import { PeerForwarder } from './acme/peers.ts';
-import { createPlainHandler } from './http/plain.ts';
 import type { ChallengeSource } from './http/plain.ts';
-import { applyLimits, serverOptions } from './http/server-options.ts';
-import { onClientError, onConnectRequest } from './http/client-errors.ts';
-import { ConnectionTracker } from './http/connection-tracker.ts';
-import { ListenerGroup } from './http/listener-group.ts';
-import { applySecureLimits, createSecureListener, Http2Sessions } from './http/secure.ts';
 import { CertStore } from './tls/cert-store.ts';
 import { CertificateFiles, certFileSettings } from './tls/cert-files.ts';
-import type { CertificateSink, CertSourceUpdate } from './tls/certificate.ts';
+import type { CertSourceUpdate } from './tls/certificate.ts';
 import { EdgeError } from './errors.ts';
 import { Upstreams } from './upstream/upstreams.ts';
-import { AcmeManager } from './acme/manager.ts';
-import { acmeProblems } from './acme/preflight.ts';
-import { prepareAll, reloadProblems, step } from './reload.ts';
+import type { AcmeDeps, AcmeManager } from './acme/manager.ts';
+import { reloadProblems, step } from './reload.ts';
 import type { PreparedStep } from './reload.ts';
-import type { AcmeDeps } from './acme/manager.ts';
-import { createAdminHandler, healthRoute, metricsRoute, renewRoute, statusRoutes } from './admin/admin.ts';
-import type { AdminRoute } from './admin/admin.ts';
-import { createGateway, siteRoutes } from './http/gateway.ts';
-import type { Gateway, GatewayState, RequestMetrics } from './http/gateway.ts';
+import { createGateway } from './http/gateway.ts';
+import type { Gateway, RequestMetrics } from './http/gateway.ts';
 import { EdgeMetrics } from './admin/metrics.ts';
-import { listenerFacts, mergePeers, siteFacts, statusDocument } from './admin/status.ts';
-import { nodeHealth } from './admin/health.ts';
 import type { Health } from './admin/health.ts';
-import type { NodeExtension, NodeFacts, StatusDocument } from './admin/status.ts';
+import type { NodeExtension, StatusDocument } from './admin/status.ts';
+import { edgeState } from './edge-state.ts';
+import type { EdgeReads, EdgeState } from './edge-state.ts';
+import { EdgeListeners } from './edge-listeners.ts';
+import { EdgeFacts } from './edge-facts.ts';
+import { EdgeAcme } from './edge-acme.ts';
+import { prepareEdgeReload } from './edge-reload.ts';
 
 export const DEFAULT_GRACE_MS = 30_000;
-
-/** What request handlers read (the gateway's part included). Replaced whole, never mutated. */
-type State = GatewayState & {
-  readonly config: Config;
-};
 
 export type EdgeDeps = {
   log: EventLog;
@@ -96,92 +84,46 @@ export class Edge {
    * node:http and node:http2 compat requests, `upgrade` the HTTP/1.1 upgrade event.
    */
   readonly gateway: Gateway;
-  readonly #log: EventLog;
-  readonly #deps: EdgeDeps;
-  readonly #connections = new ConnectionTracker();
-  readonly #sessions: Http2Sessions;
-  readonly #http: ListenerGroup<HttpServer>;
-  readonly #https: ListenerGroup<TlsServer>;
-  readonly #admin: ListenerGroup<HttpServer>;
-  #acme: AcmeManager | null = null;
-  #acmeEnabled = false;
-  #tlsClientErrors = 0;
   /** null when admin was off at start: then no hook records anything. */
   readonly metrics: EdgeMetrics | null;
-  #state: State;
+  readonly #log: EventLog;
+  readonly #deps: EdgeDeps;
+  readonly #listeners: EdgeListeners;
+  readonly #facts: EdgeFacts;
+  readonly #acme: EdgeAcme;
+  #state: EdgeState;
   #stopped: Promise<void> | null = null;
-  /** When this edge started: ACME's start grace counts from here (admin/health.ts). */
-  readonly #startedAt = Date.now();
 
   private constructor(config: Config, deps: EdgeDeps) {
-    this.#log = deps.log;
-    this.#sessions = new Http2Sessions(deps.log);
+    const { log } = deps;
+    this.#log = log;
     this.#deps = deps;
     this.challenges = deps.challenges ?? new ChallengeStore();
-    this.peers = new PeerForwarder(deps.log, deps.peerTimeoutMs);
+    this.peers = new PeerForwarder(log, deps.peerTimeoutMs);
     this.peers.setPeers(config.challenges.peers);
-    this.upstreams = new Upstreams({ log: deps.log });
+    this.upstreams = new Upstreams({ log });
     // No routes until the upstreams are started (start() builds them).
-    this.#state = this.#stateFor(config, createAccessLog(config.access_log, config.access_log_format, deps.log), false, false);
+    this.#state = edgeState(config, createAccessLog(config.access_log, config.access_log_format, log), false, this.upstreams, false);
     const metrics = deps.metrics === undefined ? (config.admin ? new EdgeMetrics({ role: 'node' }) : null) : deps.metrics;
     this.metrics = metrics;
-    this.gateway = createGateway({ state: () => this.#state, log: deps.log, onRequest: both(metrics?.request, deps.onRequest) });
+    this.gateway = createGateway({ state: () => this.#state, log, onRequest: both(metrics?.request, deps.onRequest) });
+    this.certificates = new CertStore({ unknownSni: config.tls.unknown_sni, ticketKeys: deps.ticketKeys, log });
+    this.#certFiles = new CertificateFiles({ store: this.certificates, log, intervalMs: deps.certWatchIntervalMs });
+    this.#acme = new EdgeAcme({ certificates: this.certificates, challenges: this.challenges, log, metrics, onAcmeCertificates: deps.onAcmeCertificates, acme: deps.acme });
 
-    const handlePlain = createPlainHandler({
+    const reads: EdgeReads = {
+      state: () => this.#state,
       challenges: this.challenges,
       peers: this.peers,
-      settings: () => ({ webroot: this.#state.config.challenges.webroot, stopping: this.#state.stopping }),
-      accessLog: () => this.#state.accessLog,
-      onChallenge: both(metrics?.challenge, deps.onChallenge),
-    });
-    const listen = { reusePort: deps.reusePort ?? false };
-    this.#http = new ListenerGroup('http', deps.log, listen, () => {
-      const server = createServer(serverOptions(this.#state.config.limits), handlePlain);
-      applyLimits(server, this.#state.config.limits);
-      server.on('clientError', onClientError);
-      server.on('connect', onConnectRequest);
-      this.#connections.track(server);
-      return server;
-    });
-
-    this.certificates = new CertStore({ unknownSni: config.tls.unknown_sni, ticketKeys: deps.ticketKeys, log: deps.log });
-    this.#certFiles = new CertificateFiles({ store: this.certificates, log: deps.log, intervalMs: deps.certWatchIntervalMs });
-    this.#https = new ListenerGroup('https', deps.log, listen, () =>
-      createSecureListener({
-        store: this.certificates,
-        http2: this.#state.config.tls.http2,
-        limits: this.#state.config.limits,
-        log: deps.log,
-        onRequest: this.gateway.request,
-        onCheckContinue: this.gateway.checkContinue,
-        onUpgrade: this.gateway.upgrade,
-        connections: this.#connections,
-        sessions: this.#sessions,
-        onTlsClientError: metrics
-          ? () => {
-              this.#tlsClientErrors++;
-              metrics.handshakeFailed();
-            }
-          : () => this.#tlsClientErrors++,
-        onTlsHandshake: metrics?.handshake,
-      }),
-    );
-    metrics?.observe({
-      certificates: () => this.certificates.certificates(),
-      sites: () => siteFacts(this.#state.config.sites, this.upstreams.status()).map((site) => ({ name: site.name, addresses: site.addresses.length })),
-      acmeNames: () => this.#acme?.renewer.status().map((r) => r.name) ?? [],
-      health: () => this.health(),
-    });
-    const handleAdmin = createAdminHandler(() => this.#adminRoutes(), deps.log, () => ({
-      token: this.#state.config.admin_token,
-      writes: this.#state.config.admin_writes,
-    }));
-    this.#admin = new ListenerGroup('admin', deps.log, { reusePort: false }, () => {
-      const server = createServer(serverOptions(this.#state.config.limits), handleAdmin);
-      server.on('clientError', onClientError);
-      this.#connections.track(server);
-      return server;
-    });
+      certificates: this.certificates,
+      upstreams: this.upstreams,
+      gateway: this.gateway,
+      metrics,
+    };
+    // The admin listener asks for its routes per request, so it may be made before the facts.
+    const onChallenge = both(metrics?.challenge, deps.onChallenge);
+    this.#listeners = new EdgeListeners({ ...reads, adminRoutes: () => this.#facts.routes() }, { log, reusePort: deps.reusePort, onChallenge });
+    this.#facts = new EdgeFacts({ ...reads, listeners: this.#listeners, acme: this.#acme, node: deps.node, startedAt: Date.now() });
   }
 
   /** Binds every listener. On failure, whatever was started is stopped and the error thrown. */
@@ -197,10 +139,8 @@ export class Edge {
       }
       // Never fails on DNS: names that do not resolve yet answer 503 until they do.
       await edge.upstreams.start(config);
-      edge.#state = edge.#stateFor(config, edge.#state.accessLog, false);
-      await (await edge.#http.sync(config.listen.http))();
-      await (await edge.#https.sync(config.listen.https))();
-      await (await edge.#admin.sync(config.admin ? [config.admin] : []))();
+      edge.#state = edgeState(config, edge.#state.accessLog, false, edge.upstreams);
+      await edge.#listeners.start(config);
       edge.#certFiles.start();
       // After the http listener is up (orders at start need it for HTTP-01) and after the
       // certificate files are loaded (a valid certbot certificate is adopted, not re-ordered).
@@ -219,119 +159,40 @@ export class Edge {
 
   /** Bound addresses by role, e.g. { http: ["[::]:80"], https: ["[::]:443"] }; with port 0 the kernel's port. */
   get addresses(): { http: string[]; https: string[]; admin: string[] } {
-    return {
-      http: this.#http.listeners.map((l) => l.bound),
-      https: this.#https.listeners.map((l) => l.bound),
-      admin: this.#admin.listeners.map((l) => l.bound),
-    };
+    return this.#listeners.addresses;
   }
 
   /** Ports actually bound, in config order (tests listen on port 0). */
   get ports(): { http: number[]; https: number[]; admin: number[] } {
-    return {
-      http: this.#http.listeners.map((l) => l.port),
-      https: this.#https.listeners.map((l) => l.port),
-      admin: this.#admin.listeners.map((l) => l.port),
-    };
+    return this.#listeners.ports;
   }
 
   /** Built-in ACME, when `acme` is set. */
   get acme(): AcmeManager | null {
-    return this.#acme;
+    return this.#acme.manager;
   }
 
-  #adminRoutes(): AdminRoute[] {
-    const routes: AdminRoute[] = [healthRoute(() => this.health()), metricsRoute(() => this.#metricsText()), ...statusRoutes(() => this.status())];
-    const acme = this.#acme;
-    if (acme) routes.push(renewRoute((name) => acme.renewer.renewNow(name)));
-    return routes;
+  /** TLS handshakes that failed (bad versions, scanners, unknown names with reject). */
+  get tlsClientErrors(): number {
+    return this.#listeners.tlsClientErrors;
   }
 
   /** This edge's (with workers: the node's) health and why (GET /healthz). */
   health(): Health {
-    return nodeHealth(this.#facts());
+    return this.#facts.health();
   }
 
   /** GET /status: the node as one document. */
-  async status(): Promise<StatusDocument> {
-    const facts = this.#facts();
-    if (this.#deps.node) facts.peers = mergePeers([facts.peers, ...(await this.#deps.node.peers())]);
-    return statusDocument(facts);
-  }
-
-  async #metricsText(): Promise<string | null> {
-    if (!this.metrics) return null;
-    return this.#deps.node ? this.#deps.node.metrics(await this.metrics.json()) : this.metrics.text();
-  }
-
-  #facts(): NodeFacts {
-    const { config, stopping } = this.#state;
-    const facts: NodeFacts = {
-      now: Date.now(),
-      stopping,
-      workers: null,
-      listeners: [
-        listenerFacts('http', config.listen.http, this.#http.listeners),
-        listenerFacts('https', config.listen.https, this.#https.listeners),
-        listenerFacts('admin', config.admin ? [config.admin] : [], this.#admin.listeners),
-      ],
-      sites: siteFacts(config.sites, this.upstreams.status()),
-      certificates: this.certificates.certificates(),
-      acme: config.acme ? (this.#acme?.renewer.status() ?? []) : null,
-      peers: this.peers.status(),
-      startGraceUntil: config.acme ? this.#startedAt + config.acme.start_grace : null,
-    };
-    return this.#deps.node ? this.#deps.node.amend(facts) : facts;
+  status(): Promise<StatusDocument> {
+    return this.#facts.status();
   }
 
   /**
    * Starts built-in ACME when `acme` is set (Edge.start does it unless deps.startAcme is
    * false). The http listeners of the node must answer port 80 by then.
    */
-  async startAcme(): Promise<void> {
-    this.#acmeEnabled = true;
-    const config = this.#state.config;
-    if (config.acme && !this.#acme && !this.#state.stopping) this.#acme = await this.#startAcme(config);
-  }
-
-  #startAcme(config: Config): Promise<AcmeManager> {
-    const forward = this.#deps.onAcmeCertificates;
-    const store = this.certificates;
-    const sink: CertificateSink = forward
-      ? {
-          setSource(id, source, pairs) {
-            const result = store.setSource(id, source, pairs);
-            forward({ id, source, pairs });
-            return result;
-          },
-          certificates: () => store.certificates(),
-        }
-      : store;
-    return AcmeManager.start(config, { sink, challenges: this.challenges, log: this.#log, onRenewal: this.metrics?.renewal, ...this.#deps.acme });
-  }
-
-  /** ACME settings changed: the old loop stops, a new one starts from the stored state. */
-  async #reloadAcme(config: Config): Promise<void> {
-    if (!this.#acmeChanges(config)) return;
-    const previous = this.#acme;
-    this.#acme = null;
-    await previous?.stop();
-    if (!config.acme) return;
-    try {
-      this.#acme = await this.#startAcme(config);
-    } catch (err) {
-      this.#log.error('acme_start_failed', { code: 'ACME_START_FAILED', reason: (err as Error).message });
-    }
-  }
-
-  #acmeChanges(config: Config): boolean {
-    if (!this.#acmeEnabled) return false;
-    return !(this.#acme?.matches(config) || (!this.#acme && !config.acme));
-  }
-
-  /** TLS handshakes that failed (bad versions, scanners, unknown names with reject). */
-  get tlsClientErrors(): number {
-    return this.#tlsClientErrors;
+  startAcme(): Promise<void> {
+    return this.#acme.enable(this.#state.config, this.#state.stopping);
   }
 
   /**
@@ -360,59 +221,18 @@ export class Edge {
    */
   prepareReload(config: Config): Promise<PreparedStep> {
     if (this.#state.stopping) return Promise.resolve(step(['stopping']));
-    const previous = this.#state;
-    let accessLog = previous.accessLog;
-    return prepareAll([
-      async () => {
-        if (config.access_log === previous.config.access_log && config.access_log_format === previous.config.access_log_format) return step([]);
-        const created = openAccessLog(config, this.#log);
-        if (typeof created === 'string') return step([created]);
-        accessLog = created;
-        return { problems: [], commit: async () => {}, rollback: () => created.close() };
-      },
-      () => this.#http.prepare(config.listen.http),
-      () => this.#https.prepare(config.listen.https),
-      () => this.#admin.prepare(config.admin ? [config.admin] : []),
-      () => this.#certFiles.prepare(certFileSettings(config)).then((files) => step(files.problems, files.commit)),
-      async () => step(this.#acmeChanges(config) ? await acmeProblems(config, this.#log) : []),
-      // Applied last, once the listeners and certificates above are committed.
-      async () =>
-        step([], async () => {
-          this.#warnPartial(config, previous.config);
-          this.peers.setPeers(config.challenges.peers);
-          const retireUpstreams = await this.upstreams.reload(config);
-          this.#state = this.#stateFor(config, accessLog, this.#state.stopping);
-          for (const { server } of this.#http.listeners) applyLimits(server, config.limits);
-          for (const { server } of this.#https.listeners) applySecureLimits(server, config.limits);
-          this.certificates.setUnknownSni(config.tls.unknown_sni);
-          await this.#reloadAcme(config);
-          await retireUpstreams();
-          if (accessLog !== previous.accessLog) await previous.accessLog.close();
-          else accessLog.reopen();
-          this.#log.info('reloaded', { source: config.source });
-        }),
-    ]);
-  }
-
-  /** Settings a reload cannot apply to what is already running. */
-  #warnPartial(config: Config, previous: Config): void {
-    if (config.admin && !this.metrics && this.#deps.metrics === undefined) {
-      this.#log.warn('reload_partial', { key: 'admin', message: 'metrics are recorded only when admin is set at start: /metrics answers 503 until a restart' });
-    }
-    if (config.tls.http2 !== previous.tls.http2 && this.#https.listeners.length > 0) {
-      this.#log.warn('reload_partial', { key: 'tls.http2', message: 'applies to https addresses bound from now on; restart to change the bound ones' });
-    }
-  }
-
-  /** Routes read the upstreams' targets: build them once the upstreams know the config. */
-  #stateFor(config: Config, accessLog: AccessLog, stopping: boolean, routed = true): State {
-    return Object.freeze({
-      config,
-      accessLog,
-      stopping,
-      routes: siteRoutes(routed ? config.sites : [], (site) => this.upstreams.get(site.upstream)),
-      limits: config.limits,
-      hsts: config.tls.hsts,
+    const parts = {
+      log: this.#log,
+      listeners: this.#listeners,
+      certFiles: this.#certFiles,
+      certificates: this.certificates,
+      peers: this.peers,
+      upstreams: this.upstreams,
+      acme: this.#acme,
+      metricsSkipped: !this.metrics && this.#deps.metrics === undefined,
+    };
+    return prepareEdgeReload(parts, this.#state, config, (accessLog) => {
+      this.#state = edgeState(config, accessLog, this.#state.stopping, this.upstreams);
     });
   }
 
@@ -433,40 +253,16 @@ export class Edge {
   async #stop(graceMs: number): Promise<void> {
     const deadline = Date.now() + graceMs;
     this.#state = { ...this.#state, stopping: true };
-    this.#log.info('stopping', { connections: this.#connections.size, grace_ms: graceMs });
-    const acme = this.#acme;
-    this.#acme = null;
-    await acme?.stop();
-    await Promise.all([this.#http.stopAccepting(), this.#https.stopAccepting(), this.#admin.stopAccepting()]);
+    this.#log.info('stopping', { connections: this.#listeners.connections, grace_ms: graceMs });
+    await this.#acme.stop();
+    await this.#listeners.stopAccepting();
     this.#certFiles.stop();
-    // HTTP/2: GOAWAY, so clients open no new streams and the open ones finish.
-    this.#sessions.goaway();
-    // Idle keep-alive connections are ended (not destroyed: see ConnectionTracker.closeIdle).
-    const closeIdle = () => this.#connections.closeIdle();
-    closeIdle();
-    const timer = setInterval(closeIdle, 50);
-    const drained = await this.#connections.idle(deadline);
-    clearInterval(timer);
-    if (!drained) {
-      this.#log.warn('stop_forced', { connections: this.#connections.size });
-      this.#connections.destroyAll();
-      this.#sessions.destroyAll();
-    }
-    this.#sessions.stop();
+    const drained = await this.#listeners.drain(deadline);
     // In-flight upstream requests have finished with their clients; what is left is idle.
     await this.upstreams.stop(Math.max(0, deadline - Date.now()));
     await this.peers.close();
     await this.#state.accessLog.close();
     this.#log.info('stopped', { drained });
-  }
-}
-
-/** The access log a reload switches to, or why it cannot be opened. */
-function openAccessLog(config: Config, log: EventLog): AccessLog | string {
-  try {
-    return createAccessLog(config.access_log, config.access_log_format, log);
-  } catch (err) {
-    return `access_log: cannot open ${config.access_log} (${(err as NodeJS.ErrnoException).code ?? String(err)})`;
   }
 }
 

@@ -1,6 +1,6 @@
 // The process: load the config, start the edge (or, with `workers` > 1, a cluster primary
 // whose workers run the edges), and turn signals into reload and stop.
-//   SIGHUP           reload config and certificates, all or nothing (edge.ts, reload.ts)
+//   SIGHUP           reload config and certificates, all or nothing (edge.ts, edge-reload.ts, reload.ts)
 //   SIGTERM, SIGINT  graceful stop (stop accepting, finish in flight, up to 30 s), exit 0
 //   SIGUSR1          reopen the access log file (after logrotate), as nginx does
 
