@@ -1,6 +1,7 @@
 // The local demo behind `npm start` with no config: a small origin on loopback, and in
 // front of it http on :8080 and https on :8443 with the certificates in certs-dev/.
 
+import { existsSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +10,14 @@ import type { Config } from './config.ts';
 import type { EventLog } from './log.ts';
 
 const certsDev = fileURLToPath(new URL('../certs-dev/', import.meta.url));
+
+/**
+ * The demo needs certs-dev/ beside src/ or dist/: a source checkout has it, the npm package
+ * and the image do not (no development keys ship). Without it there is no demo to run.
+ */
+export function demoAvailable(): boolean {
+  return existsSync(`${certsDev}localhost.cert.pem`);
+}
 
 /** The demo origin: answers every path with what it saw, like a tiny opam_live. */
 export function createDemoOrigin() {

@@ -11,7 +11,7 @@ import type { Config } from './config.ts';
 import { createEventLog } from './log.ts';
 import type { EventLog } from './log.ts';
 import { Edge, DEFAULT_GRACE_MS } from './edge.ts';
-import { startDemo } from './demo.ts';
+import { demoAvailable, startDemo } from './demo.ts';
 import { Cluster, isWorker, runWorker } from './cluster.ts';
 import { checkConfig, formatProblem } from './check.ts';
 
@@ -91,6 +91,11 @@ export async function run(configPath: string | null): Promise<number> {
 
   let config: Config;
   let text = '';
+  if (configPath === null && !demoAvailable()) {
+    process.stderr.write('opam-edge: no config: pass --config FILE, set $OPAM_EDGE_CONFIG or create ./opam-edge.yaml (the local demo runs only from a source checkout)\n');
+    removeHandlers();
+    return 2;
+  }
   if (configPath === null) {
     const demo = await startDemo(log);
     config = demo.config;

@@ -4,8 +4,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { BIN, requireDist } from './helpers/dist.ts';
+import { cpSync, existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BIN, ROOT, requireDist } from './helpers/dist.ts';
 
 const pkg = (await import('../package.json', { with: { type: 'json' } })).default as { version: string };
 
@@ -44,4 +46,21 @@ test('bin: parses and refuses on a real old Node (/usr/bin/node)', (t) => {
     return;
   }
   assertOneLineRefusal(run(old, [], ['check']), version);
+});
+
+test('bin: installed without a config (no certs-dev/ ships, so no demo): one line saying how to give one, exit 2', (t) => {
+  if (!requireDist(t)) return;
+  // An installed package's layout: bin/, dist/ and package.json, no certs-dev/.
+  const dir = mkdtempSync(join(tmpdir(), 'opam-edge-installed-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  cpSync(join(ROOT, 'dist'), join(dir, 'dist'), { recursive: true });
+  cpSync(join(ROOT, 'bin'), join(dir, 'bin'), { recursive: true });
+  cpSync(join(ROOT, 'package.json'), join(dir, 'package.json'));
+  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
+  const env = { ...process.env };
+  delete env.OPAM_EDGE_CONFIG;
+  const r = spawnSync(process.execPath, [join(dir, 'bin', 'opam-edge.js')], { cwd: dir, env, encoding: 'utf8', timeout: 30_000 });
+  assert.equal(r.status, 2, r.stderr);
+  const lines = r.stderr.split('\n').filter((l) => l !== '');
+  assert.deepEqual(lines, ['opam-edge: no config: pass --config FILE, set $OPAM_EDGE_CONFIG or create ./opam-edge.yaml (the local demo runs only from a source checkout)']);
 });
