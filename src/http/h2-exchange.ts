@@ -13,7 +13,8 @@
 // whitespace, `:` or space in a name) never get here: node:http2 drops them without a word
 // and the request arrives without them (its nghttp2 invalid-header callback ignores them;
 // no option resets the stream instead, see nodejs/node#56703), so they are never forwarded.
-// Upper-case names reset the stream (PROTOCOL_ERROR). Pinned in test/edge-tls.test.ts.
+// Upper-case names reset the stream (PROTOCOL_ERROR). Pinned in
+// test/http/node-56703-h2-invalid-fields.test.ts.
 //
 // Streams reset before their response are budgeted per session (h2-reset-budget.ts, Rapid
 // Reset), and a request reaches the handlers one event-loop turn after its HEADERS.
