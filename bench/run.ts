@@ -21,8 +21,9 @@ import { opamEdge, opamEdgeAdmin } from './targets/opam-edge.ts';
 import type { RunningTarget, TargetContext, TargetDef, TargetId } from './targets/target.ts';
 import { SCENARIOS } from './load/scenarios.ts';
 import { measure } from './load/driver.ts';
+import { fixedRate, FIXED_RATE_FRACTION } from './load/h2load.ts';
 import type { DriverOptions } from './load/driver.ts';
-import { SCHEMA, summarize } from './report/results.ts';
+import { median, SCHEMA, summarize } from './report/results.ts';
 import type { Results, RunRecord } from './report/results.ts';
 import { fmtCount, fmtMs, renderMarkdown, renderText } from './report/table.ts';
 import { renderSvg } from './report/svg.ts';
@@ -86,6 +87,15 @@ async function bench(options: Options, tools: Tools): Promise<Results> {
         const offered = (['http', 'https', 'h2'] as const).map((p) => `${p} ${target.protocols[p].ok ? 'ok' : 'n/a'}`).join(', ');
         say(`workers ${workers}: ${id} started (${offered})`);
       }
+      const driver: DriverOptions = {
+        durationS: options.durationS,
+        warmupS: options.warmupS,
+        loadCpus: plan.load,
+        h2load: tools.h2load?.path ?? null,
+        wrk: wrkPath,
+        dir,
+        originPids,
+      };
       try {
         for (let round = 1; round <= options.rounds; round++) {
           for (const scenario of scenarios) {
@@ -102,18 +112,32 @@ async function bench(options: Options, tools: Tools): Promise<Results> {
               } else if (target.pids().length === 0) {
                 record = { ...base, status: 'failed', reason: 'the server is no longer running' };
               } else {
-                record = await measureOne(base, scenario, available.port, target, {
-                  durationS: options.durationS,
-                  warmupS: options.warmupS,
-                  loadCpus: plan.load,
-                  h2load: tools.h2load?.path ?? null,
-                  wrk: wrkPath,
-                  dir,
-                  originPids,
-                });
+                record = await measureOne(base, scenario, available.port, target, driver);
               }
               runs.push(record);
               say(`[${done}/${total}] workers ${workers} round ${round} ${scenario.id} ${id}: ${describeRecord(record)}`);
+            }
+          }
+        }
+        // Latency at a fixed offered load, the same for every target: half of what nginx as
+        // deployed did in this cell (its median over the rounds above). One run per target.
+        for (const scenario of scenarios) {
+          const seedRps = runs.filter((r) => r.workers === workers && r.scenario === scenario.id && r.target === 'nginx-seed' && r.status === 'ok').map((r) => r.rps ?? 0);
+          const rate = seedRps.length > 0 ? fixedRate(median(seedRps), scenario.connections) : null;
+          for (const id of options.targets) {
+            const target = running.get(id)!;
+            const base = { workers, round: 1, scenario: scenario.id, target: id, phase: 'fixed-rate' as const, ...(rate ? { offered_rps: rate.offered } : {}) };
+            const available = target.protocols[scenario.protocol];
+            let record: RunRecord;
+            if (scenario.driver === 'newconn') record = { ...base, status: 'not-available', reason: 'no fixed-rate run for new connections (the new-connection generator has no pacing)' };
+            else if (!rate) record = { ...base, status: 'not-available', reason: 'nginx-seed was not measured in this scenario: no rate to offer' };
+            else if (!tools.h2load) record = { ...base, status: 'not-available', reason: 'h2load is not installed (apt-get install nghttp2-client): it paces the fixed-rate runs' };
+            else if (!available.ok) record = { ...base, status: 'not-available', reason: available.reason };
+            else if (target.pids().length === 0) record = { ...base, status: 'failed', reason: 'the server is no longer running' };
+            else record = await measureOne(base, scenario, available.port, target, driver, rate.perConnection);
+            runs.push(record);
+            if (record.status !== 'not-available' || id === options.targets[0]) {
+              say(`workers ${workers} fixed rate ${rate ? rate.offered : '-'} req/s ${scenario.id} ${id}: ${describeRecord(record)}`);
             }
           }
         }
@@ -161,14 +185,15 @@ async function bench(options: Options, tools: Tools): Promise<Results> {
 }
 
 async function measureOne(
-  base: Pick<RunRecord, 'workers' | 'round' | 'scenario' | 'target'>,
+  base: Pick<RunRecord, 'workers' | 'round' | 'scenario' | 'target' | 'phase' | 'offered_rps'>,
   scenario: (typeof SCENARIOS)[number],
   port: number,
   target: RunningTarget,
   driver: DriverOptions,
+  rate?: number,
 ): Promise<RunRecord> {
   try {
-    const m = await measure(scenario, port, target, driver);
+    const m = await measure(scenario, port, target, driver, rate);
     const r = m.result;
     if (r.requests === 0) return { ...base, status: 'failed', reason: `no request completed during the ${driver.durationS} s run (${r.errors} errors)` };
     return {
@@ -223,6 +248,7 @@ function notes(options: Options, pinned: boolean): string[] {
     'opam-edge has no plain-HTTP proxy by design (its port 80 answers ACME challenges and redirects), so its http-* rows are not available.',
     'autocannon appends every response body to a string (for body checks this bench does not use); the load generator turns that off, without which it caps near 50 MB/s.',
     'wrk (or autocannon) and the new-connection generator send HTTP/1.1 without ALPN; h2load negotiates h2. TLS: ECDSA P-256 certificate, no session resumption for new connections; the new-connection generator offers X25519 first, the negotiated group and cipher are given per target. autocannon reports latency in whole milliseconds.',
+    `"p99 @ rate": after the capacity rounds, every target is offered the same fixed load, ${FIXED_RATE_FRACTION * 100}% of nginx-seed's median req/s in that scenario, for one run of the same length, paced by h2load --rps (evenly per connection, same connections; --h1 for HTTP/1.1, whose capacity runs use wrk, which has no rate): latency where no target is saturated. Not for tls-new-conn.`,
     'The machine is shared and noisy (rounds can differ by 30%): compare ratios within one run, and CPU per request, the steadiest figure.',
   ];
   if (!pinned) list.push('Processes were not pinned to CPUs (one CPU, or no taskset): the proxy, the origin and the load generator competed for the same CPUs.');

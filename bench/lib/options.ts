@@ -169,7 +169,9 @@ export function parseOptions(argv: readonly string[]): Options | { error: string
 export function estimateSeconds(options: Options): number {
   // Per run: warm-up + measure + about 0.6 s to start a load generator twice (h2load) or once.
   const perRun = options.warmupS + options.durationS + 0.6;
-  const runs = options.rounds * options.workers.length * options.targets.length * options.scenarios.length;
+  // The rounds, then one fixed-rate run per target and scenario (none for tls-new-conn).
+  const fixed = options.scenarios.filter((s) => s !== 'tls-new-conn').length;
+  const runs = (options.rounds * options.scenarios.length + fixed) * options.workers.length * options.targets.length;
   // Start-up of the servers per worker set, and the fixtures.
   return Math.ceil(runs * perRun + options.workers.length * 8 + 5);
 }

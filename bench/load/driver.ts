@@ -1,6 +1,8 @@
 // One measured run: a scenario against one target's port. The load generator runs in its own
 // process (pinned to the load CPU); the proxy's CPU time is sampled from /proc right before
 // and right after the measured part (warm-up excluded), and its peak RSS read after it.
+// With a rate (requests per second per connection), the run is a fixed-rate one: h2load
+// paces every protocol (--h1 for HTTP/1.1), and the figure that matters is its latency.
 
 import { fileURLToPath } from 'node:url';
 import { startProcess } from '../lib/processes.ts';
@@ -44,7 +46,7 @@ const CHILDREN: Record<'autocannon' | 'newconn', string> = {
   newconn: fileURLToPath(new URL('./newconn-child.ts', import.meta.url)),
 };
 
-export async function measure(scenario: Scenario, port: number, target: RunningTarget, options: DriverOptions): Promise<Measurement> {
+export async function measure(scenario: Scenario, port: number, target: RunningTarget, options: DriverOptions, rate?: number): Promise<Measurement> {
   const spec: LoadSpec = {
     port,
     tls: scenario.protocol !== 'http',
@@ -74,9 +76,11 @@ export async function measure(scenario: Scenario, port: number, target: RunningT
   let result: LoadResult;
   let loadCpuS: number | null;
   let wallS: number;
-  if (scenario.driver === 'h2load') {
+  if (rate !== undefined && scenario.driver === 'newconn') throw new Error('no fixed-rate run for new connections');
+  if (scenario.driver === 'h2load' || rate !== undefined) {
     if (!options.h2load) throw new Error('h2load is not installed (apt-get install nghttp2-client)');
-    const h2 = { ...spec, streams: scenario.streams ?? 1, h2load: options.h2load, cpus: options.loadCpus, dir: options.dir };
+    const h1 = scenario.protocol !== 'h2';
+    const h2 = { ...spec, streams: h1 ? 1 : (scenario.streams ?? 1), h2load: options.h2load, cpus: options.loadCpus, dir: options.dir, h1, rps: rate };
     await h2Warmup(h2);
     const run = await h2Run(h2, begin, end);
     result = run.result;

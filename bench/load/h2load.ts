@@ -1,13 +1,38 @@
 // HTTP/2 load with h2load (Debian's nghttp2-client): C, one thread, fast enough not to be the
 // limit where a node:http2 client would be. It runs under timed-run.ts (its own CPU time);
 // per-request latencies come from its --log-file (microseconds), percentiles are computed here.
+// It also drives the fixed-rate runs of every protocol (`--h1` for HTTP/1.1): `--rps` paces
+// each connection evenly (a timer per client), where autocannon's rate sends each second's
+// budget in one burst, and wrk has no rate at all.
 
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { runTimed } from './timed-run.ts';
 import type { LoadResult, LoadSpec } from './protocol.ts';
 
-export type H2Spec = LoadSpec & { streams: number; h2load: string; cpus: string | null; dir: string };
+export type H2Spec = LoadSpec & {
+  streams: number;
+  h2load: string;
+  cpus: string | null;
+  dir: string;
+  /** HTTP/1.1 instead of h2 (fixed-rate runs of the http/https scenarios). */
+  h1?: boolean;
+  /** Requests per second per connection (h2load --rps); unset: as fast as it can. */
+  rps?: number;
+};
+
+/** Fraction of nginx-as-deployed's req/s offered in the fixed-rate runs. */
+export const FIXED_RATE_FRACTION = 0.5;
+
+/**
+ * The fixed rate for a scenario: `fraction` of the reference req/s, spread over the
+ * connections as whole requests per second per connection (h2load's --rps), at least one.
+ * `offered` is what that adds up to.
+ */
+export function fixedRate(referenceRps: number, connections: number, fraction = FIXED_RATE_FRACTION): { perConnection: number; offered: number } {
+  const perConnection = Math.max(1, Math.round((referenceRps * fraction) / connections));
+  return { perConnection, offered: perConnection * connections };
+}
 
 function args(spec: H2Spec, durationS: number, logFile: string | null): string[] {
   return [
@@ -21,8 +46,10 @@ function args(spec: H2Spec, durationS: number, logFile: string | null): string[]
     '-t',
     '1',
     `--connect-to=127.0.0.1:${spec.port}`,
+    ...(spec.h1 ? ['--h1'] : []),
+    ...(spec.rps ? [`--rps=${spec.rps}`] : []),
     ...(logFile ? [`--log-file=${logFile}`] : []),
-    `https://${spec.host}:${spec.port}${spec.path}`,
+    `${spec.tls ? 'https' : 'http'}://${spec.host}:${spec.port}${spec.path}`,
   ];
 }
 

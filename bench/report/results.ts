@@ -1,6 +1,7 @@
 // The result file's shape, and the summary computed from the runs: medians over rounds,
 // ratios to nginx-as-deployed and to nginx-best, and the flags that say when a figure
-// measures the load generator rather than the proxy.
+// measures the load generator rather than the proxy. Fixed-rate runs (latency at an offered
+// load of half nginx-as-deployed's req/s) are summarised into the same rows, under at_rate.
 
 import type { TargetId, WorkerSet } from '../targets/target.ts';
 
@@ -31,9 +32,25 @@ export type RunRecord = {
   origin_cpu?: number | null;
   /** New TLS connections: the group, cipher and version the target negotiated. */
   tls?: string;
+  /** 'fixed-rate': a run at `offered_rps` (after the capacity rounds); absent: a capacity run. */
+  phase?: 'fixed-rate';
+  offered_rps?: number;
 };
 
-export type Ratios = { rps: number | null; p99: number | null; cpu: number | null };
+/** p99_at_rate: the p99 of the fixed-rate runs (absent in result files from before them). */
+export type Ratios = { rps: number | null; p99: number | null; cpu: number | null; p99_at_rate?: number | null };
+
+/** The fixed-rate run of a cell: every target offered the same req/s, the figure is latency. */
+export type AtRate = {
+  status: 'ok' | 'not-available' | 'failed';
+  reason?: string;
+  offered_rps?: number;
+  rps?: number;
+  p50_ms?: number;
+  p99_ms?: number;
+  cpu_us_per_req?: number | null;
+  errors?: number;
+};
 
 export type SummaryRow = {
   workers: WorkerSet;
@@ -55,6 +72,7 @@ export type SummaryRow = {
   tls?: string;
   /** Load-bound: the load generator or the origin (or the two, when they share a CPU) used at least 90% of a CPU. */
   load_saturated?: boolean;
+  at_rate?: AtRate;
   vs_seed?: Ratios;
   vs_best?: Ratios;
 };
@@ -108,6 +126,7 @@ export function summarize(runs: readonly RunRecord[], sharedLoadCpu: boolean): {
   const flags: ScenarioFlag[] = [];
   const keys = new Map<string, RunRecord[]>();
   for (const run of runs) {
+    if (run.phase === 'fixed-rate') continue;
     const key = `${run.workers}|${run.scenario}|${run.target}`;
     const list = keys.get(key);
     if (list) list.push(run);
@@ -152,12 +171,18 @@ export function summarize(runs: readonly RunRecord[], sharedLoadCpu: boolean): {
   }
   const cell = (workers: WorkerSet, scenario: string, target: TargetId) =>
     summary.find((s) => s.workers === workers && s.scenario === scenario && s.target === target && s.status === 'ok');
+  for (const run of runs) {
+    if (run.phase !== 'fixed-rate') continue;
+    const row = summary.find((s) => s.workers === run.workers && s.scenario === run.scenario && s.target === run.target && s.status === 'ok');
+    if (row) row.at_rate = atRate(run);
+  }
   for (const row of summary) {
     if (row.status !== 'ok') continue;
     const seed = cell(row.workers, row.scenario, 'nginx-seed');
     const best = cell(row.workers, row.scenario, 'nginx-best');
-    row.vs_seed = { rps: ratio(row.rps, seed?.rps), p99: ratio(row.p99_ms, seed?.p99_ms), cpu: ratio(row.cpu_us_per_req, seed?.cpu_us_per_req) };
-    row.vs_best = { rps: ratio(row.rps, best?.rps), p99: ratio(row.p99_ms, best?.p99_ms), cpu: ratio(row.cpu_us_per_req, best?.cpu_us_per_req) };
+    const fixedP99 = (r: SummaryRow | undefined) => (r?.at_rate?.status === 'ok' ? r.at_rate.p99_ms : null);
+    row.vs_seed = { rps: ratio(row.rps, seed?.rps), p99: ratio(row.p99_ms, seed?.p99_ms), cpu: ratio(row.cpu_us_per_req, seed?.cpu_us_per_req), p99_at_rate: ratio(fixedP99(row), fixedP99(seed)) };
+    row.vs_best = { rps: ratio(row.rps, best?.rps), p99: ratio(row.p99_ms, best?.p99_ms), cpu: ratio(row.cpu_us_per_req, best?.cpu_us_per_req), p99_at_rate: ratio(fixedP99(row), fixedP99(best)) };
   }
   const cells = new Set(summary.map((s) => `${s.workers}|${s.scenario}`));
   for (const key of cells) {
@@ -181,4 +206,18 @@ export function summarize(runs: readonly RunRecord[], sharedLoadCpu: boolean): {
     }
   }
   return { summary, flags };
+}
+
+/** One fixed-rate run, as its cell shows it (one run per cell: no median). */
+function atRate(run: RunRecord): AtRate {
+  if (run.status !== 'ok') return { status: run.status, ...(run.reason ? { reason: run.reason } : {}), ...(run.offered_rps ? { offered_rps: run.offered_rps } : {}) };
+  return {
+    status: 'ok',
+    offered_rps: run.offered_rps,
+    rps: run.rps,
+    p50_ms: run.p50_ms,
+    p99_ms: run.p99_ms,
+    cpu_us_per_req: run.cpu_us_per_req ?? null,
+    errors: (run.errors ?? 0) + (run.non2xx ?? 0),
+  };
 }

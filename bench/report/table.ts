@@ -17,6 +17,9 @@ const HEADER = [
   'p99 ms',
   'p99 x seed',
   'p99 x best',
+  'rate req/s',
+  'p99 ms @ rate',
+  'p99 @ rate x seed',
   'MB/s',
   'errors',
   'RSS MiB',
@@ -96,10 +99,22 @@ function rowCells(scenario: string, target: string, row: SummaryRow, footnote: (
     fmtMs(row.p99_ms),
     fmtRatio(row.vs_seed?.p99),
     fmtRatio(row.vs_best?.p99),
+    ...atRateCells(row, footnote),
     fmtCount(row.mb_per_s),
     String((row.errors ?? 0) + (row.non2xx ?? 0)),
     fmtInt(row.rss_mib),
   ];
+}
+
+/** The fixed-rate run: the rate offered (what was done, when short of it), its p99 and the ratio to nginx-seed's. */
+function atRateCells(row: SummaryRow, footnote: (reason: string) => string): string[] {
+  const r = row.at_rate;
+  if (!r) return ['-', '-', '-'];
+  if (r.status !== 'ok') return [fmtCount(r.offered_rps), `${r.status === 'failed' ? 'failed' : 'n/a'} ${footnote(r.reason ?? 'no reason recorded')}`, '-'];
+  // Below 95% of the offered rate the proxy (or the load generator) could not keep up.
+  const short = r.rps !== undefined && r.offered_rps !== undefined && r.rps < r.offered_rps * 0.95 ? ` (did ${fmtCount(r.rps)})` : '';
+  const errors = r.errors ? ` ${footnote('errors or non-2xx answers during the fixed-rate run')}` : '';
+  return [`${fmtCount(r.offered_rps)}${short}`, `${fmtMs(r.p99_ms)}${errors}`, fmtRatio(row.vs_seed?.p99_at_rate)];
 }
 
 export function renderMarkdown(results: Results, chartFile: string | null): string {
@@ -118,7 +133,7 @@ export function renderMarkdown(results: Results, chartFile: string | null): stri
     `Runs: ${results.options.rounds} round(s), targets interleaved in each; ${results.options.duration_s} s per run after ${results.options.warmup_s} s of warm-up; medians over rounds. Took ${Math.round(results.elapsed_s)} s.`,
   );
   lines.push('');
-  lines.push('Figures: first the proxy\'s own CPU time per request (utime + stime of all its processes / requests: the headline, and the steadiest figure on a noisy machine); requests/s ("load-bound" when the load generator or the origin used 90% of a CPU: then the figure is theirs, not the proxy\'s); latency p50/p99 (ms); MB/s; errors + non-2xx; peak RSS (VmHWM summed over master + workers). "x seed" is the ratio to nginx as deployed, "x best" to nginx with a keep-alive upstream (for p99 and CPU, lower is better).');
+  lines.push('Figures: first the proxy\'s own CPU time per request (utime + stime of all its processes / requests: the headline, and the steadiest figure on a noisy machine); requests/s ("load-bound" when the load generator or the origin used 90% of a CPU: then the figure is theirs, not the proxy\'s); latency p50/p99 (ms); the p99 at a fixed rate (half of nginx as deployed\'s req/s, offered to every target alike: "rate req/s", "p99 ms @ rate"); MB/s; errors + non-2xx; peak RSS (VmHWM summed over master + workers). "x seed" is the ratio to nginx as deployed, "x best" to nginx with a keep-alive upstream (for p99 and CPU, lower is better).');
   lines.push('');
   if (chartFile) {
     lines.push(`![proxy CPU per request, requests/s and p99 latency, per scenario and proxy](${chartFile})`);
@@ -171,13 +186,27 @@ export function renderText(results: Results): string {
   return out.join('\n');
 }
 
-type Metric = { title: string; pick: (r: SummaryRow) => number | null | undefined; ratio: (r: Ratios | undefined) => number | null | undefined; fmt: (v: number) => string };
+type Metric = {
+  title: string;
+  pick: (r: SummaryRow) => number | null | undefined;
+  ratio: (r: Ratios | undefined) => number | null | undefined;
+  fmt: (v: number) => string;
+  /** The fixed-rate matrix: each scenario says the rate it offered. */
+  atRate?: true;
+};
 
 /** The proxy's CPU per request first: the headline, and the steadiest figure on a shared machine. */
 const METRICS: Metric[] = [
   { title: 'proxy CPU per request, us', pick: (r) => r.cpu_us_per_req, ratio: (x) => x?.cpu, fmt: fmtCount },
   { title: 'requests/s', pick: (r) => r.rps, ratio: (x) => x?.rps, fmt: fmtCount },
   { title: 'p99 latency, ms', pick: (r) => r.p99_ms, ratio: (x) => x?.p99, fmt: fmtMs },
+  {
+    title: "p99 latency at a fixed rate (half nginx as deployed's req/s, the same for every target), ms",
+    pick: (r) => (r.at_rate?.status === 'ok' ? r.at_rate.p99_ms : null),
+    ratio: (x) => x?.p99_at_rate,
+    fmt: fmtMs,
+    atRate: true,
+  },
 ];
 
 /**
@@ -208,7 +237,12 @@ export function renderMatrices(results: Results): string[] {
           const bound = metric.title === 'requests/s' && row.load_saturated ? ' load-bound' : '';
           return `${metric.fmt(value)}${ratios}${bound}`;
         });
-        lines.push(`| ${scenario.id}${flagged ? ' (tie: load-bound)' : ''} | ${cells.join(' | ')} |`);
+        const offered = metric.atRate
+          ? results.summary.find((s) => s.workers === workers && s.scenario === scenario.id && s.at_rate?.offered_rps)?.at_rate?.offered_rps
+          : undefined;
+        if (metric.atRate && offered === undefined) continue;
+        const what = metric.atRate ? ` @ ${fmtCount(offered)} req/s` : flagged ? ' (tie: load-bound)' : '';
+        lines.push(`| ${scenario.id}${what} | ${cells.join(' | ')} |`);
       }
       lines.push('');
     }

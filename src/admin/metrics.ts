@@ -11,8 +11,9 @@
 // Roles: a 'node' process (a single process, or a cluster primary) also reports the
 // node's state (certificates, upstream addresses, ACME orders); a 'worker' only its traffic.
 
-import { AggregatorRegistry, collectDefaultMetrics, Registry } from 'prom-client';
-import type { Aggregator, Metric, MetricObjectWithValues, MetricValue } from 'prom-client';
+import { createRequire } from 'node:module';
+import type * as PromClient from 'prom-client';
+import type { Aggregator, Metric, MetricObjectWithValues, MetricValue, Registry } from 'prom-client';
 import type { ErrorCode } from '../errors.ts';
 import type { RequestMetrics } from '../http/gateway.ts';
 import type { ChallengeSource } from '../http/plain.ts';
@@ -22,7 +23,20 @@ import type { Health } from './health.ts';
 
 export type MetricJson = MetricObjectWithValues<MetricValue<string>>;
 
-export const CONTENT_TYPE = Registry.PROMETHEUS_CONTENT_TYPE;
+/** prom-client's Registry.PROMETHEUS_CONTENT_TYPE (a test keeps them equal), without loading it. */
+export const CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+const require = createRequire(import.meta.url);
+let prom: typeof PromClient | null = null;
+
+/**
+ * prom-client, loaded by the first EdgeMetrics or aggregation: only a process with `admin`
+ * set (or a cluster primary answering for it) pays its ~13 MiB of idle RSS.
+ */
+function promClient(): typeof PromClient {
+  prom ??= require('prom-client') as typeof PromClient;
+  return prom;
+}
 /** Seconds; an upstream read timeout is 60 s by default, hence the long tail. */
 export const DURATION_BUCKETS: readonly number[] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 /** The `site` label of requests refused before a site was known (400, 421). */
@@ -76,6 +90,7 @@ let processRegistry: Registry | null = null;
 /** The default process metrics, one set per process however many edges it runs (tests). */
 function processMetrics(): Registry {
   if (processRegistry === null) {
+    const { Registry, collectDefaultMetrics } = promClient();
     processRegistry = new Registry();
     collectDefaultMetrics({ register: processRegistry });
   }
@@ -83,7 +98,7 @@ function processMetrics(): Registry {
 }
 
 export class EdgeMetrics {
-  readonly registry = new Registry();
+  readonly registry: Registry = new (promClient().Registry)();
   readonly #sites = new Map<string, SiteCells>();
   readonly #challenges: Record<ChallengeSource, number> = { memory: 0, webroot: 0, peer: 0, miss: 0 };
   readonly #handshakes = { full: 0, resumed: 0, failed: 0 };
@@ -260,7 +275,7 @@ export class EdgeMetrics {
 
 /** Several processes' JSON as one Prometheus text: each metric aggregated by its own rule. */
 export function aggregateText(lists: readonly MetricJson[][]): Promise<string> {
-  return AggregatorRegistry.aggregate(lists as MetricJson[][]).metrics();
+  return promClient().AggregatorRegistry.aggregate(lists as MetricJson[][]).metrics();
 }
 
 /**
@@ -271,5 +286,5 @@ export function aggregateText(lists: readonly MetricJson[][]): Promise<string> {
 export async function retireCounters(retired: MetricJson[], last: readonly MetricJson[]): Promise<MetricJson[]> {
   const kept = last.filter((m) => m.name.startsWith('opam_edge_') && (String(m.type) === 'counter' || String(m.type) === 'histogram'));
   if (kept.length === 0) return retired;
-  return AggregatorRegistry.aggregate([retired, kept]).getMetricsAsJSON();
+  return promClient().AggregatorRegistry.aggregate([retired, kept]).getMetricsAsJSON();
 }

@@ -25,7 +25,7 @@ import type { Dispatcher } from 'undici';
 import { EdgeError, upstreamFailure } from '../errors.ts';
 import type { ErrorCode } from '../errors.ts';
 import type { Picked } from '../upstream/pools.ts';
-import { filterResponseHeaders } from './forward-headers.ts';
+import { filterResponseHeaders, responseHeaderList } from './forward-headers.ts';
 import type { ResponseHeaders } from './forward-headers.ts';
 import { sendError } from './error-response.ts';
 import type { H2Request, H2Response } from './h2-exchange.ts';
@@ -133,12 +133,15 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>, statusMessage?: string): void {
     const { res, hsts } = this.#p;
     if (this.#clientGone) return controller.abort(CLIENT_CLOSED);
-    const out = filterResponseHeaders(headers as ResponseHeaders);
-    if (hsts !== null) out['strict-transport-security'] = hsts;
     // Throws on a header Node will not send (an invalid value): undici turns that into
     // onResponseError, answered 502 since nothing was written yet.
-    if (this.#p.h2) (res as H2Response).writeHead(statusCode, out as OutgoingHttpHeaders);
-    else (res as ServerResponse).writeHead(statusCode, statusMessage || undefined, out as OutgoingHttpHeaders);
+    if (this.#p.h2) {
+      const out = filterResponseHeaders(headers as ResponseHeaders);
+      if (hsts !== null) out['strict-transport-security'] = hsts;
+      (res as H2Response).writeHead(statusCode, out as OutgoingHttpHeaders);
+    } else {
+      (res as ServerResponse).writeHead(statusCode, statusMessage || undefined, responseHeaderList(headers as ResponseHeaders, hsts) as unknown as OutgoingHttpHeaders);
+    }
     this.#status = statusCode;
     this.#headStarted = true;
   }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connectionTokens, filterResponseHeaders, forwardRequestHeaders } from '../../src/http/forward-headers.ts';
+import { connectionTokens, filterResponseHeaders, forwardRequestHeaders, responseHeaderList } from '../../src/http/forward-headers.ts';
 
 const base = { hostHeader: 'opam.ocaml.org', clientIp: '192.0.2.7', h2: false };
 
@@ -91,4 +91,22 @@ test('response headers: hop-by-hop and Connection-named removed, the rest untouc
     'content-type': 'text/plain',
   });
   assert.deepEqual(out, { 'set-cookie': ['a=1', 'b=2'], 'content-type': 'text/plain' });
+});
+
+test('response header list (HTTP/1.1 writeHead): hop-by-hop and Connection-named removed, HSTS replaced, repeated fields kept', () => {
+  const headers = {
+    connection: 'keep-alive, x-internal',
+    'keep-alive': 'timeout=5',
+    'transfer-encoding': 'chunked',
+    'proxy-connection': 'close',
+    'x-internal': 'secret',
+    'strict-transport-security': 'max-age=1',
+    'set-cookie': ['a=1', 'b=2'],
+    'content-type': 'text/plain',
+  };
+  assert.deepEqual(responseHeaderList(headers, 'max-age=63072000'), [
+    'set-cookie', ['a=1', 'b=2'], 'content-type', 'text/plain', 'strict-transport-security', 'max-age=63072000',
+  ]);
+  // Without an HSTS policy the upstream's passes as it is.
+  assert.deepEqual(responseHeaderList({ 'strict-transport-security': 'max-age=1', connection: 'close' }, null), ['strict-transport-security', 'max-age=1']);
 });
