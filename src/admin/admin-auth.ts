@@ -5,10 +5,14 @@
 //      or `Sec-Fetch-Site: cross-site | same-site`. 403.
 //   2. with `admin_token_file`: `Authorization: Bearer TOKEN`, compared in constant time;
 //      401 with `WWW-Authenticate: Bearer` otherwise.
-//   3. without it: `admin_writes: open`, else 403 saying how to turn writes on.
+//   3. without it: `admin_writes: open`, else 403 saying how to turn writes on. Open writes
+//      also need a Host that is an address or `localhost`: a page that rebinds its own DNS
+//      name to 127.0.0.1 sends its own name as Host and as Origin, which 1. cannot tell from
+//      ours (with a token it would still lack the token).
 
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { isIpLiteral, normalizeHostName } from '../host-name.ts';
 
 export type AdminAccess = {
   /** The bearer token (admin_token_file, trimmed); null when none is configured. */
@@ -32,8 +36,21 @@ export function refuseWrite(req: IncomingMessage, access: AdminAccess): Refusal 
     const challenge = given === null ? 'Bearer realm="opam-edge admin"' : 'Bearer realm="opam-edge admin", error="invalid_token"';
     return { status: 401, error: given === null ? 'a bearer token is required (Authorization: Bearer TOKEN)' : 'wrong bearer token', headers: { 'www-authenticate': challenge } };
   }
-  if (access.writes === 'open') return null;
+  if (access.writes === 'open') {
+    const host = hostOnly(req.headers.host);
+    if (host === 'localhost' || isIpLiteral(host)) return null;
+    return { status: 403, error: `open admin writes need the admin address as Host (an IP or localhost), not ${host.slice(0, 100) || '(none)'}: a name could be DNS rebinding`, headers: {} };
+  }
   return { status: 403, error: ENABLE_HINT, headers: {} };
+}
+
+/** The Host header without its port, normalised ("[::1]:9145" -> "[::1]"). */
+function hostOnly(header: string | undefined): string {
+  if (header === undefined) return '';
+  const h = normalizeHostName(header.trim());
+  if (h.startsWith('[')) return h.slice(0, h.indexOf(']') + 1);
+  const colon = h.lastIndexOf(':');
+  return colon > 0 && h.indexOf(':') === colon ? h.slice(0, colon) : h;
 }
 
 /** What gives a browser's cross-site request away; null when nothing does. */

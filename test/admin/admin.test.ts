@@ -245,6 +245,18 @@ test('admin writes: refused without admin_token_file (403, says how), allowed wi
   const browser = await request(`${base}/renew/opam.test`, { method: 'POST', headers: { 'sec-fetch-site': 'cross-site' } });
   await browser.body.text();
   assert.equal(browser.statusCode, 403);
+  // Nor to a page that rebinds its own name to 127.0.0.1: Host and Origin are both its name.
+  const rebound = await request(`${base}/renew/opam.test`, {
+    method: 'POST',
+    headers: { host: `evil.example:${edge.ports.admin[0]}`, origin: `http://evil.example:${edge.ports.admin[0]}` },
+  });
+  assert.equal(rebound.statusCode, 403);
+  assert.match(((await rebound.body.json()) as { error: string }).error, /DNS rebinding/);
+  for (const host of [`localhost:${edge.ports.admin[0]}`, '127.0.0.1', `[::1]:${edge.ports.admin[0]}`]) {
+    const local = await request(`${base}/renew/opam.test`, { method: 'POST', headers: { host } });
+    await local.body.text();
+    assert.equal(local.statusCode, 202, host);
+  }
 });
 
 test('admin writes with admin_token_file: 401 without or with a wrong bearer token, 202 with it; cross-site markers refused even with it; read again on reload', async (t) => {
