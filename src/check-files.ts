@@ -1,33 +1,21 @@
 // The files and directories a config names, checked as start-up will use them: certificate
 // pairs (readable, parse, key matches, valid now), the certbot tree, ACME storage, the
-// challenge webroot and the admin token file. What is missing only on the machine `check`
+// challenge webroot (the admin token file is read by config.ts). What is missing only on the machine `check`
 // runs on (a volume not mounted, a directory certbot or ACME creates later) is a warning;
 // what start-up would refuse is a problem.
 
 import { access, constants, readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from './config.ts';
+import { errnoText } from './problem.ts';
 import type { Findings } from './problem.ts';
+import { EXPIRY_WARN_DAYS } from './admin/health.ts';
 import { isRefusal, parsePair } from './tls/pem.ts';
 
 /** A certificate chain or key is a few KB; anything this large is not one. */
 const MAX_FILE_BYTES = 1024 * 1024;
-/** A certificate this close to its end is a warning (the health check says degraded too). */
-const EXPIRY_WARNING_MS = 7 * 86_400_000;
-
-const ERRNO_TEXT: Record<string, string> = {
-  ENOENT: 'no such file',
-  EACCES: 'permission denied',
-  EPERM: 'permission denied',
-  ENOTDIR: 'a parent is not a directory',
-  ELOOP: 'too many symbolic links',
-  EISDIR: 'it is a directory',
-};
-
-export function errnoText(err: unknown): string {
-  const code = (err as NodeJS.ErrnoException).code;
-  return (code && ERRNO_TEXT[code]) ?? code ?? String(err);
-}
+/** A certificate this close to its end is a warning, as the health check says degraded. */
+const EXPIRY_WARNING_MS = EXPIRY_WARN_DAYS * 86_400_000;
 
 /** The text of a regular file, or why it cannot be had ("cannot read PATH: no such file"). */
 async function readSmallFile(path: string): Promise<{ text: string } | { error: string }> {

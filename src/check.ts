@@ -7,14 +7,13 @@
 import { readFile } from 'node:fs/promises';
 import { loadConfigFile } from './config.ts';
 import type { Config } from './config.ts';
-import { Findings, formatProblem } from './problem.ts';
+import { errnoText, Findings, formatProblem } from './problem.ts';
 import type { CheckResult, Problem } from './problem.ts';
-import { checkFiles, errnoText } from './check-files.ts';
+import { checkFiles } from './check-files.ts';
 import { checkUpstreamNames } from './upstream/resolver.ts';
 import { AcmeTransport } from './acme/transport.ts';
 
-export type { CheckResult, Problem } from './problem.ts';
-export { formatProblem } from './problem.ts';
+export type { Problem } from './problem.ts';
 
 const DIRECTORY_TIMEOUT_MS = 10_000;
 
@@ -57,7 +56,7 @@ function byLine(list: Problem[]): Problem[] {
  * must list that profile (a CA ignores or refuses a profile it does not offer); a directory
  * that cannot be reached from here is a warning.
  */
-export async function checkAcme(config: Config, found: Findings, options: { resolve: boolean }): Promise<void> {
+async function checkAcme(config: Config, found: Findings, options: { resolve: boolean }): Promise<void> {
   const acme = config.acme;
   if (!acme) return;
   let caBundle: string | null = null;

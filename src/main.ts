@@ -13,7 +13,8 @@ import type { EventLog } from './log.ts';
 import { Edge, DEFAULT_GRACE_MS } from './edge.ts';
 import { demoAvailable, startDemo } from './demo.ts';
 import { Cluster, isWorker, runWorker } from './cluster.ts';
-import { checkConfig, formatProblem } from './check.ts';
+import { checkConfig } from './check.ts';
+import { formatProblem } from './problem.ts';
 
 /** What signals act on: one Edge, or a cluster primary and its workers. */
 type Runtime = {

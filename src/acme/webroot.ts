@@ -9,7 +9,7 @@ import { open, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /** Key authorizations are ~90 bytes; a larger "token file" is not one. */
-export const MAX_WEBROOT_FILE = 4096;
+const MAX_WEBROOT_FILE = 4096;
 
 /**
  * O_NOFOLLOW: the token itself must not be a symlink. O_NONBLOCK: a FIFO under that name

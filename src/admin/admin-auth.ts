@@ -21,7 +21,7 @@ export type AdminAccess = {
   writes: 'open' | null;
 };
 
-export type Refusal = { status: 401 | 403; error: string; headers: Record<string, string> };
+type Refusal = { status: 401 | 403; error: string; headers: Record<string, string> };
 
 const ENABLE_HINT =
   'admin writes are off: set admin_token_file (a file holding a bearer token) and send "Authorization: Bearer TOKEN", or set admin_writes: open';

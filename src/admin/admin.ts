@@ -20,7 +20,7 @@ import type { AdminAccess } from './admin-auth.ts';
 import { healthLine } from './health.ts';
 import type { Health } from './health.ts';
 
-export type AdminHandler = (req: IncomingMessage, res: ServerResponse, param: string) => void | Promise<void>;
+type AdminHandler = (req: IncomingMessage, res: ServerResponse, param: string) => void | Promise<void>;
 
 export type AdminRoute = {
   /** "/healthz" (exact) or "/renew/" with `prefix: true` (the rest is `param`). */
@@ -35,7 +35,7 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   res.end(res.req.method === 'HEAD' ? undefined : text);
 }
 
-export function sendText(res: ServerResponse, status: number, contentType: string, text: string): void {
+function sendText(res: ServerResponse, status: number, contentType: string, text: string): void {
   res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
   res.end(res.req.method === 'HEAD' ? undefined : text);
 }

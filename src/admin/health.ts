@@ -12,6 +12,7 @@
 import { isIP } from 'node:net';
 import type { NodeFacts } from './status.ts';
 import type { CertInfo } from '../tls/certificate.ts';
+import { covers } from '../host-name.ts';
 
 export const HEALTH_STATES = ['ok', 'degraded', 'failing'] as const;
 export type HealthState = (typeof HEALTH_STATES)[number];
@@ -47,7 +48,7 @@ export function nodeHealth(facts: NodeFacts): Health {
   const acme = new Map((facts.acme ?? []).map((a) => [a.name, a]));
   const without: string[] = [];
   for (const name of names) {
-    const serving = facts.certificates.filter((c) => covers(c, name) && c.notBefore.getTime() <= now && c.notAfter.getTime() > now);
+    const serving = facts.certificates.filter((c) => certCovers(c, name) && c.notBefore.getTime() <= now && c.notAfter.getTime() > now);
     if (serving.length === 0) {
       without.push(name);
       continue;
@@ -100,14 +101,12 @@ function certificateNames(facts: NodeFacts): string[] {
   return [...names];
 }
 
-/** The TLS store's rule: the exact name, or a wildcard one label deep ("*.x" serves "a.x"). */
-function covers(cert: CertInfo, name: string): boolean {
-  if (cert.names.includes(name)) return true;
-  const dot = name.indexOf('.');
-  return !name.startsWith('*.') && dot > 0 && cert.names.includes(`*${name.slice(dot)}`);
+/** The TLS store's rule (host-name.ts): the exact name, or a wildcard one label deep. */
+function certCovers(cert: CertInfo, name: string): boolean {
+  return cert.names.some((pattern) => covers(pattern, name));
 }
 
-export function oneLine(text: string): string {
+function oneLine(text: string): string {
   const line = text.split('\n')[0]!;
   return line.length > 200 ? `${line.slice(0, 200)}...` : line;
 }

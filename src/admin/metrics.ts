@@ -38,12 +38,12 @@ function promClient(): typeof PromClient {
   return prom;
 }
 /** Seconds; an upstream read timeout is 60 s by default, hence the long tail. */
-export const DURATION_BUCKETS: readonly number[] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+const DURATION_BUCKETS: readonly number[] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 /** The `site` label of requests refused before a site was known (400, 421). */
-export const NO_SITE = '-';
+const NO_SITE = '-';
 const CODE_CLASSES = ['other', '1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 const PROTOS = ['http/1.1', 'h2'] as const;
-export const UPSTREAM_ERROR_KINDS = ['refused', 'reset', 'timeout', 'no_address', 'bad_response'] as const;
+const UPSTREAM_ERROR_KINDS = ['refused', 'reset', 'timeout', 'no_address', 'bad_response'] as const;
 const KIND_OF: Partial<Record<ErrorCode, number>> = {
   UPSTREAM_REFUSED: 0,
   UPSTREAM_RESET: 1,
@@ -67,7 +67,7 @@ class SiteCells {
 }
 
 /** What a 'node' process reports of its state, read when scraped. */
-export type StateSources = {
+type StateSources = {
   certificates(): readonly CertInfo[];
   /** Each site's name (its first host) and how many upstream addresses it has now. */
   sites(): readonly { name: string; addresses: number }[];

@@ -13,7 +13,7 @@ import { adminGet, DEFAULT_CONFIG, probeFor, readLenient, runningConfig } from '
 import type { StatusDocument } from './status.ts';
 import { duration } from './admin-page.ts';
 
-export const STATUS_USAGE = 'Usage: opam-edge status [--config FILE]\n';
+const STATUS_USAGE = 'Usage: opam-edge status [--config FILE]\n';
 
 type Output = { write(text: string): unknown };
 
@@ -50,7 +50,7 @@ export async function statusCommand(argv: readonly string[], env: NodeJS.Process
 }
 
 /** The document as text: health and reasons, then one table each for certificates, sites and workers. */
-export function renderStatus(doc: StatusDocument, address: string): string {
+function renderStatus(doc: StatusDocument, address: string): string {
   const lines = [`opam-edge ${doc.version} at ${address}: ${doc.health}`];
   for (const r of doc.reasons) lines.push(`  ${r.state.padEnd(8)}  ${r.reason}`);
   lines.push(`pid ${doc.pid}, up ${duration(doc.uptime_s)}, workers ${doc.workers.ready} of ${doc.workers.configured} ready`, '');

@@ -24,9 +24,9 @@ export type ListenerFacts = {
   missing: string[];
 };
 
-export type WorkerFacts = { id: number; pid: number | null; ready: boolean; started_at: string };
+type WorkerFacts = { id: number; pid: number | null; ready: boolean; started_at: string };
 
-export type SiteFacts = {
+type SiteFacts = {
   name: string;
   hosts: string[];
   upstream: string;
@@ -94,7 +94,7 @@ export function siteFacts(
   });
 }
 
-export type CertificateStatus = {
+type CertificateStatus = {
   names: string[];
   issuer: string;
   serial: string;

@@ -50,7 +50,7 @@ export function reasonOf(code: ErrorCode): string {
 }
 
 /** The body of the answer for `code` (catalogue messages are ASCII: length = bytes). */
-export function errorBody(code: ErrorCode, requestId: string): string {
+function errorBody(code: ErrorCode, requestId: string): string {
   return `${RENDERED[code].bodyStart}${requestId}\n`;
 }
 

@@ -66,7 +66,7 @@ type Candidate = {
 };
 
 /** Both sources read and checked; commit() hands them to the store. */
-export type PreparedFiles = { problems: string[]; commit(): Promise<void> };
+type PreparedFiles = { problems: string[]; commit(): Promise<void> };
 
 export class CertificateFiles {
   readonly #store: Pick<CertStore, 'setSource' | 'check'>;

@@ -175,10 +175,13 @@ export class CertStore implements CertificateSink {
   check(pairs: readonly PemPair[]): CertRefusal[] {
     const now = this.#now();
     const refused: CertRefusal[] = [];
+    // A pair already serving (same certificate) passed OpenSSL once: no new context for it.
+    const serving = new Set<string>();
+    for (const { entries } of this.#sources.values()) for (const entry of entries.values()) serving.add(entry.info.fingerprint256);
     for (const pair of pairs) {
       const parsed = parsePair(pair, now);
       if (isRefusal(parsed)) refused.push({ origin: pair.origin, reason: parsed.reason, field: parsed.field });
-      else {
+      else if (!serving.has(parsed.info.fingerprint256)) {
         const context = this.#context(parsed.chain, parsed.key);
         if (typeof context === 'string') refused.push({ origin: pair.origin, reason: context });
       }

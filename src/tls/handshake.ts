@@ -40,7 +40,7 @@ export type HandshakeRouting = {
  * server instead of one per connection (undici's fast timers), so a connection is cut
  * between its deadline and one tick later.
  */
-export const DEADLINE_TICK_MS = 250;
+const DEADLINE_TICK_MS = 250;
 
 type Pending = { socket: Socket; deadline: number; expire: () => void };
 

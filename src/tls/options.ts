@@ -100,7 +100,7 @@ export function contextOptions(ticketKeys: Buffer): SecureContextOptions {
  * ALPN in the server's order of preference: h2 (with `tls.http2`), http/1.1, http/1.0, as
  * nginx offers them (less http/0.9, which is refused). A client that sends no ALPN gets HTTP/1.1.
  */
-export function alpnProtocols(http2: boolean): string[] {
+function alpnProtocols(http2: boolean): string[] {
   return http2 ? ['h2', 'http/1.1', 'http/1.0'] : ['http/1.1', 'http/1.0'];
 }
 
