@@ -159,13 +159,27 @@ test('disk full, then read-only storage, during a renewal: the old certificate s
   await failedRenewal(acme, 'disk full during renewal (1 MiB tmpfs)', /ENOSPC/);
   rmSync(join(acme.storage, 'filler'));
   await passingRenewal(acme);
-  const remount = spawnSync('mount', ['-o', 'remount,ro', acme.storage], { encoding: 'utf8' });
-  assert.equal(remount.status, 0, remount.stderr);
+  await remount(acme.storage, 'ro');
   // The failure count starts over after the success above, so the back-off is the first step again.
   await failedRenewal(acme, 'read-only storage during renewal', /EROFS/);
-  assert.equal(spawnSync('mount', ['-o', 'remount,rw', acme.storage]).status, 0);
+  await remount(acme.storage, 'rw');
   await passingRenewal(acme);
 });
+
+/**
+ * Remounts the test's tmpfs. The renewer saves its state just after it logs the issue, and a
+ * file open for writing makes a read-only remount fail with "mount point is busy": retry
+ * briefly rather than race that write.
+ */
+async function remount(dir: string, mode: 'ro' | 'rw'): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const r = spawnSync('mount', ['-o', `remount,${mode}`, dir], { encoding: 'utf8' });
+    if (r.status === 0) return;
+    if (Date.now() > deadline || !/busy/i.test(r.stderr)) assert.fail(`remount,${mode} ${dir}: ${r.stderr}`);
+    await new Promise((res) => setTimeout(res, 100));
+  }
+}
 
 /** The stored current pair is sound and names NAME. */
 function currentPair(storage: string): { serial: string } {
