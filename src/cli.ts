@@ -85,6 +85,7 @@ export async function main(): Promise<number> {
       return check(command.config ?? defaultConfigPath(), { strict: command.strict });
     }
     case 'run': {
+      (await import('./heap.ts')).tuneHeap();
       const { run, defaultConfigPath } = await import('./main.ts');
       const code = await run(command.config ?? defaultConfigPath());
       // Stopped: whatever keep-alive handle is left must not hold the process open.
