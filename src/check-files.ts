@@ -1,34 +1,22 @@
 // The files and directories a config names, checked as start-up will use them: certificate
-// pairs (readable, parse, key matches, valid now), the certbot tree, ACME storage, the
-// challenge webroot (the admin token file is read by config.ts). What is missing only on the machine `check`
-// runs on (a volume not mounted, a directory certbot or ACME creates later) is a warning;
-// what start-up would refuse is a problem.
+// pairs read by start-up's own reader (tls/cert-files.ts), then parsed, matched and dated;
+// the certbot tree, ACME storage, the challenge webroot (the admin token file is read by
+// config.ts). What is missing only on the machine `check` runs on (a volume not mounted, a
+// directory certbot or ACME creates later) is a warning; what start-up would refuse is a
+// problem.
 
-import { access, constants, readFile, readdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { access, constants, stat } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import type { Config } from './config.ts';
-import { errnoText } from './problem.ts';
+import { errnoText } from './errors.ts';
 import type { Findings } from './problem.ts';
 import { EXPIRY_WARN_DAYS } from './admin/health.ts';
 import { isRefusal, parsePair } from './tls/pem.ts';
+import { certFileSettings, listCertbot, listFiles } from './tls/cert-files.ts';
+import type { ReadPair } from './tls/cert-files.ts';
 
-/** A certificate chain or key is a few KB; anything this large is not one. */
-const MAX_FILE_BYTES = 1024 * 1024;
 /** A certificate this close to its end is a warning, as the health check says degraded. */
 const EXPIRY_WARNING_MS = EXPIRY_WARN_DAYS * 86_400_000;
-
-/** The text of a regular file, or why it cannot be had ("cannot read PATH: no such file"). */
-async function readSmallFile(path: string): Promise<{ text: string } | { error: string }> {
-  try {
-    const s = await stat(path);
-    if (s.isDirectory()) return { error: `cannot read ${path}: it is a directory, not a file` };
-    if (!s.isFile()) return { error: `cannot read ${path}: not a regular file` };
-    if (s.size > MAX_FILE_BYTES) return { error: `${path} is too large (${s.size} bytes)` };
-    return { text: await readFile(path, 'utf8') };
-  } catch (err) {
-    return { error: `cannot read ${path}: ${errnoText(err)}` };
-  }
-}
 
 /** A directory's state: missing, usable, or why it cannot be used. */
 async function directory(path: string, mode: number): Promise<'missing' | 'ok' | string> {
@@ -43,23 +31,15 @@ async function directory(path: string, mode: number): Promise<'missing' | 'ok' |
 }
 
 /**
- * One certificate/key pair read and validated; a refusal names the half at fault. `label`
- * says what the key must match ("tls.certificates[0].cert").
+ * A pair as start-up reads it (tls/cert-files.ts), parsed and validated: why it is refused
+ * (the half at fault), or when it ends. `label` says what the key must match.
  */
-async function checkPair(
-  certPath: string,
-  keyPath: string,
-  label: string,
-  now: number,
-): Promise<{ field: 'cert' | 'key'; message: string } | { notAfter: Date }> {
-  const cert = await readSmallFile(certPath);
-  if ('error' in cert) return { field: 'cert', message: cert.error };
-  const key = await readSmallFile(keyPath);
-  if ('error' in key) return { field: 'key', message: key.error };
-  const parsed = parsePair({ cert: cert.text, key: key.text, origin: certPath }, now);
+function checkPair(item: ReadPair, keyPath: string, label: string, now: number): { field: 'cert' | 'key'; message: string } | { notAfter: Date } {
+  if (!('pair' in item)) return { field: item.field, message: item.reason };
+  const parsed = parsePair(item.pair, now);
   if (!isRefusal(parsed)) return { notAfter: parsed.info.notAfter };
   const reason = parsed.reason === 'does not match the certificate' ? `does not match ${label}` : parsed.reason;
-  return { field: parsed.field, message: `${parsed.field === 'key' ? keyPath : certPath}: ${reason}` };
+  return { field: parsed.field, message: `${parsed.field === 'key' ? keyPath : item.pair.origin}: ${reason}` };
 }
 
 function expiryWarning(path: string, notAfter: Date, now: number): string | null {
@@ -69,19 +49,13 @@ function expiryWarning(path: string, notAfter: Date, now: number): string | null
 }
 
 async function checkCertificateFiles(config: Config, found: Findings, now: number): Promise<void> {
-  const first = new Map<string, number>();
-  for (const [i, { cert, key }] of config.tls.certificates.entries()) {
+  for (const item of (await listFiles(config.tls)).items) {
+    const i = item.index!;
     const at = ['tls', 'certificates', i];
-    const earlier = first.get(cert);
-    if (earlier !== undefined) {
-      found.problem([...at, 'cert'], `${cert} is also tls.certificates[${earlier}].cert`);
-      continue;
-    }
-    first.set(cert, i);
-    const result = await checkPair(cert, key, `tls.certificates[${i}].cert`, now);
+    const result = checkPair(item, config.tls.certificates[i]!.key, `tls.certificates[${i}].cert`, now);
     if ('field' in result) found.problem([...at, result.field], result.message);
     else {
-      const soon = expiryWarning(cert, result.notAfter, now);
+      const soon = expiryWarning(config.tls.certificates[i]!.cert, result.notAfter, now);
       if (soon) found.warning([...at, 'cert'], soon);
     }
   }
@@ -109,13 +83,12 @@ async function checkCertbot(config: Config, found: Findings, now: number): Promi
     found.problem(at, state);
     return;
   }
-  const names = (await readdir(live).catch(() => [])).filter((n) => !n.startsWith('.')).sort();
-  for (const name of names) {
-    const lineage = join(live, name);
-    if (!(await stat(lineage).catch(() => null))?.isDirectory()) continue;
-    const cert = join(lineage, 'fullchain.pem');
-    const result = await checkPair(cert, join(lineage, 'privkey.pem'), cert, now);
-    if ('field' in result) found.warning(at, `lineage ${name} is skipped: ${result.message}`);
+  const listed = await listCertbot(certFileSettings(config));
+  if (listed.unreadable) found.problem(at, listed.unreadable.reason);
+  for (const item of listed.items) {
+    const cert = 'pair' in item ? item.pair.origin : item.origin;
+    const result = checkPair(item, join(dirname(cert), 'privkey.pem'), cert, now);
+    if ('field' in result) found.warning(at, `lineage ${basename(dirname(cert))} is skipped: ${result.message}`);
     else {
       const soon = expiryWarning(cert, result.notAfter, now);
       if (soon) found.warning(at, soon);

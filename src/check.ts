@@ -7,7 +7,8 @@
 import { readFile } from 'node:fs/promises';
 import { loadConfigFile } from './config.ts';
 import type { Config } from './config.ts';
-import { errnoText, Findings, formatProblem } from './problem.ts';
+import { errnoText } from './errors.ts';
+import { Findings, formatProblem } from './problem.ts';
 import type { CheckResult, Problem } from './problem.ts';
 import { checkFiles } from './check-files.ts';
 import { checkUpstreamNames } from './upstream/resolver.ts';

@@ -117,3 +117,19 @@ export function upstreamFailure(err: unknown): ErrorCode {
       return 'UPSTREAM_RESET';
   }
 }
+
+/** How an operating-system error is named to an operator, in problems and events. */
+const ERRNO_TEXT: Record<string, string> = {
+  ENOENT: 'no such file',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  ENOTDIR: 'a parent is not a directory',
+  ELOOP: 'too many symbolic links',
+  EISDIR: 'it is a directory',
+};
+
+/** "no such file" for ENOENT and the like; the code itself for others. */
+export function errnoText(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  return (code && ERRNO_TEXT[code]) ?? code ?? String(err);
+}

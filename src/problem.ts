@@ -44,18 +44,3 @@ export class Findings {
     return line === undefined ? { path: formatPath(path), message } : { path: formatPath(path), line, message };
   }
 }
-
-const ERRNO_TEXT: Record<string, string> = {
-  ENOENT: 'no such file',
-  EACCES: 'permission denied',
-  EPERM: 'permission denied',
-  ENOTDIR: 'a parent is not a directory',
-  ELOOP: 'too many symbolic links',
-  EISDIR: 'it is a directory',
-};
-
-/** "no such file" for ENOENT and the like; the code itself for others. */
-export function errnoText(err: unknown): string {
-  const code = (err as NodeJS.ErrnoException).code;
-  return (code && ERRNO_TEXT[code]) ?? code ?? String(err);
-}

@@ -62,12 +62,12 @@ const refusals: { name: string; change: (w: World) => Record<string, unknown>; p
   {
     name: 'a tls.certificates cert path that does not exist (the typo of the issue)',
     change: (w) => ({ tls: { certificates: [{ cert: join(w.dir, 'typo.pem'), key: w.cert.keyPath }] } }),
-    problems: (w) => [new RegExp(`^tls\\.certificates\\[0\\]\\.cert: cannot read \\(ENOENT\\) \\(${join(w.dir, 'typo.pem')}\\)$`)],
+    problems: (w) => [new RegExp(`^tls\\.certificates\\[0\\]\\.cert: cannot read ${join(w.dir, 'typo.pem')}: no such file$`)],
   },
   {
     name: 'a key that does not match its certificate',
     change: (w) => ({ tls: { certificates: [{ cert: w.cert.certPath, key: w.other.keyPath }] } }),
-    problems: () => [/^tls\.certificates\[0\]\.key: does not match tls\.certificates\[0\]\.cert/],
+    problems: () => [/^tls\.certificates\[0\]\.key: \S+: does not match tls\.certificates\[0\]\.cert/],
   },
   {
     name: 'a new listen address that cannot be bound',
@@ -85,7 +85,7 @@ const refusals: { name: string; change: (w: World) => Record<string, unknown>; p
   {
     name: 'a missing tls.certbot directory when nothing else provides a certificate',
     change: (w) => ({ tls: { certificates: [], certbot: join(w.dir, 'letsencrypt') } }),
-    problems: () => [/^tls\.certbot: cannot read .*letsencrypt\/live \(ENOENT\); nothing else provides a certificate/],
+    problems: () => [/^tls\.certbot: cannot read .*letsencrypt\/live: no such file; nothing else provides a certificate/],
   },
   {
     name: 'the access log directory cannot be created',

@@ -23,6 +23,7 @@ import { join } from 'node:path';
 import type { CertRefusal, PemPair } from './certificate.ts';
 import type { CertStore } from './cert-store.ts';
 import type { EventLog } from '../log.ts';
+import { errnoText } from '../errors.ts';
 
 export const DEFAULT_WATCH_INTERVAL_MS = 2000;
 /** A certificate chain or key is a few KB; anything this large is not one. */
@@ -47,9 +48,12 @@ export function certFileSettings(config: { readonly tls: CertFileSettings; reado
 
 type SourceId = 'file' | 'certbot';
 
-type Listed = {
-  /** Each pair to load, or why it could not be read (field and reason). */
-  items: ({ pair: PemPair } | { origin: string; field: 'cert' | 'key'; path: string; reason: string; index?: number })[];
+/** A pair read from disk, or why it could not be (the half at fault; the reason names the file). */
+export type ReadPair = { pair: PemPair } | { origin: string; field: 'cert' | 'key'; reason: string };
+
+/** What a source lists: its pairs as read (`index`: the tls.certificates entry), or why it cannot be listed. */
+export type Listed = {
+  items: (ReadPair & { index?: number })[];
   /** The certbot directory itself could not be listed: why, and whether that is only a warning. */
   unreadable?: { reason: string; missing: boolean };
 };
@@ -172,7 +176,7 @@ export class CertificateFiles {
     for (const item of listed.items) {
       if ('pair' in item) keep(item.pair);
       else {
-        if (id === 'file') problems.push(`tls.certificates[${item.index}].${item.field}: ${item.reason} (${item.path})`);
+        if (id === 'file') problems.push(`tls.certificates[${item.index}].${item.field}: ${item.reason}`);
         const last = previous.get(item.origin);
         if (last) keep(last);
       }
@@ -193,7 +197,7 @@ export class CertificateFiles {
       this.#log.error('certificate_dir_unreadable', { source: id, error: unreadable.reason });
     }
     for (const item of listed.items) {
-      if (!('pair' in item)) this.#log.error('certificate_refused', { code: 'CERT_INVALID', origin: item.origin, reason: `${item.path}: ${item.reason}`, source: id });
+      if (!('pair' in item)) this.#log.error('certificate_refused', { code: 'CERT_INVALID', origin: item.origin, reason: item.reason, source: id });
     }
     this.#lastRead[id] = lastRead;
     this.#store.setSource(id, id, pairs);
@@ -225,7 +229,7 @@ export class CertificateFiles {
   }
 }
 
-/** "tls.certificates[0].key: does not match tls.certificates[0].cert (/etc/ssl/k.pem)" */
+/** "tls.certificates[0].key: /etc/ssl/k.pem: does not match tls.certificates[0].cert", as `check` words it. */
 function describe(refusal: CertRefusal, settings: CertFileSettings): string {
   const index = settings.certificates.findIndex((c) => c.cert === refusal.origin);
   const entry = settings.certificates[index];
@@ -233,27 +237,28 @@ function describe(refusal: CertRefusal, settings: CertFileSettings): string {
   const path = field === 'key' ? entry?.key : entry?.cert;
   const reason =
     field === 'key' && refusal.reason === 'does not match the certificate' ? `does not match tls.certificates[${index}].cert` : refusal.reason;
-  return `tls.certificates[${index}].${field}: ${reason} (${path ?? refusal.origin})`;
+  return `tls.certificates[${index}].${field}: ${path ?? refusal.origin}: ${reason}`;
 }
 
-async function listFiles(settings: CertFileSettings): Promise<Listed> {
+/** Every tls.certificates pair, read (not parsed); `check` and start-up both read them here. */
+export async function listFiles(settings: Pick<CertFileSettings, 'certificates'>): Promise<Listed> {
   const items: Listed['items'] = [];
   const seen = new Map<string, number>();
   for (const [index, { cert, key }] of settings.certificates.entries()) {
     // The certificate path is the origin: one path, one entry.
     const first = seen.get(cert);
     if (first !== undefined) {
-      items.push({ origin: `${cert}#${index}`, field: 'cert', path: cert, reason: `also tls.certificates[${first}].cert`, index });
+      items.push({ origin: `${cert}#${index}`, field: 'cert', reason: `${cert} is also tls.certificates[${first}].cert`, index });
       continue;
     }
     seen.set(cert, index);
-    const item = await readPair(cert, key, cert);
-    items.push('pair' in item ? item : { ...item, index });
+    items.push({ ...(await readPair(cert, key, cert)), index });
   }
   return { items };
 }
 
-async function listCertbot(settings: CertFileSettings): Promise<Listed> {
+/** Every certbot lineage's pair, read (not parsed); or why live/ cannot be listed. */
+export async function listCertbot(settings: CertFileSettings): Promise<Listed> {
   const dir = settings.certbot;
   if (dir === null) return { items: [] };
   const names = await lineages(dir);
@@ -288,7 +293,7 @@ async function lineages(dir: string): Promise<string[] | { code: string; reason:
     entries = await readdir(live);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? String(err);
-    return { code, reason: `cannot read ${live} (${code})` };
+    return { code, reason: `cannot read ${live}: ${errnoText(err)}` };
   }
   const names: string[] = [];
   for (const name of entries.sort()) {
@@ -302,21 +307,23 @@ async function lineages(dir: string): Promise<string[] | { code: string; reason:
   return names;
 }
 
-async function readPair(certPath: string, keyPath: string, origin: string): Promise<Listed['items'][number]> {
+async function readPair(certPath: string, keyPath: string, origin: string): Promise<ReadPair> {
   const cert = await readPem(certPath);
-  if (typeof cert !== 'string') return { origin, field: 'cert', path: certPath, reason: cert.error };
+  if (typeof cert !== 'string') return { origin, field: 'cert', reason: cert.error };
   const key = await readPem(keyPath);
-  if (typeof key !== 'string') return { origin, field: 'key', path: keyPath, reason: key.error };
+  if (typeof key !== 'string') return { origin, field: 'key', reason: key.error };
   return { pair: { cert, key, origin } };
 }
 
+/** A PEM file's text, or why it cannot be had ("cannot read /x.pem: no such file"). */
 async function readPem(path: string): Promise<string | { error: string }> {
   try {
     const s = await stat(path);
-    if (!s.isFile()) return { error: 'not a file' };
-    if (s.size > MAX_PEM_BYTES) return { error: `too large for a PEM file (${s.size} bytes)` };
+    if (s.isDirectory()) return { error: `cannot read ${path}: it is a directory, not a file` };
+    if (!s.isFile()) return { error: `cannot read ${path}: not a regular file` };
+    if (s.size > MAX_PEM_BYTES) return { error: `${path} is too large for a PEM file (${s.size} bytes)` };
     return await readFile(path, 'utf8');
   } catch (err) {
-    return { error: `cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})` };
+    return { error: `cannot read ${path}: ${errnoText(err)}` };
   }
 }
