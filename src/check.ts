@@ -4,15 +4,14 @@
 // and lets it pass: an upstream name that resolves only inside the swarm network, a
 // directory certbot creates later, a certificate close to its end.
 
-import { readFile } from 'node:fs/promises';
 import { loadConfigFile } from './config.ts';
 import type { Config } from './config.ts';
-import { errnoText } from './errors.ts';
 import { Findings, formatProblem } from './problem.ts';
 import type { CheckResult, Problem } from './problem.ts';
 import { checkFiles } from './check-files.ts';
 import { checkUpstreamNames } from './upstream/resolver.ts';
 import { AcmeTransport } from './acme/transport.ts';
+import { readCaBundle } from './acme/preflight.ts';
 
 export type { Problem } from './problem.ts';
 
@@ -60,15 +59,9 @@ function byLine(list: Problem[]): Problem[] {
 async function checkAcme(config: Config, found: Findings, options: { resolve: boolean }): Promise<void> {
   const acme = config.acme;
   if (!acme) return;
-  let caBundle: string | null = null;
-  if (acme.ca_bundle) {
-    try {
-      caBundle = await readFile(acme.ca_bundle, 'utf8');
-      if (!caBundle.includes('-----BEGIN CERTIFICATE-----')) found.problem(['acme', 'ca_bundle'], `${acme.ca_bundle} holds no PEM certificate`);
-    } catch (err) {
-      found.problem(['acme', 'ca_bundle'], `cannot read ${acme.ca_bundle}: ${errnoText(err)}`);
-    }
-  }
+  const bundle = await readCaBundle(acme);
+  if ('message' in bundle) found.problem(['acme', 'ca_bundle'], bundle.message);
+  const caBundle = 'caBundle' in bundle ? bundle.caBundle : null;
   if (acme.profile === null || !options.resolve) return;
   const transport = new AcmeTransport({ caBundle, requestTimeoutMs: DIRECTORY_TIMEOUT_MS });
   try {

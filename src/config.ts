@@ -10,6 +10,7 @@ import { LineCounter, parseDocument, isNode } from 'yaml';
 import * as z from 'zod';
 import { covers, isHostName, isHostPattern, isWildcard, normalizeHostName } from './host-name.ts';
 import { parseDuration, parseListen, parseSize } from './units.ts';
+import { errnoText } from './errors.ts';
 import type { ListenAddress } from './units.ts';
 
 const duration = z.union([z.string(), z.number()], { error: 'expected a duration such as "15s", "2m" or "30d"' }).transform((value, ctx) => {
@@ -364,7 +365,7 @@ function readAdminToken(path: string | null, errors: string[], lineOf: (p: reado
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    errors.push(`${at}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+    errors.push(`${at}: cannot read ${path}: ${errnoText(err)}`);
     return null;
   }
   const token = text.trim();
@@ -398,7 +399,7 @@ export async function loadConfigFile(path: string): Promise<ConfigResult & { tex
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    return { ok: false, errors: [`${path}: cannot read the config file (${(err as NodeJS.ErrnoException).code ?? String(err)})`] };
+    return { ok: false, errors: [`${path}: cannot read the config file: ${errnoText(err)}`] };
   }
   const result = parseConfig(text, path);
   // The text goes with a valid config: cluster workers parse the very same bytes.

@@ -4,6 +4,7 @@
 
 import type { Config } from './config.ts';
 import { createAccessLog } from './log.ts';
+import { errnoText } from './errors.ts';
 import type { AccessLog, EventLog } from './log.ts';
 import type { PeerForwarder } from './acme/peers.ts';
 import { acmeProblems } from './acme/preflight.ts';
@@ -81,6 +82,6 @@ function openAccessLog(config: Config, log: EventLog): AccessLog | string {
   try {
     return createAccessLog(config.access_log, config.access_log_format, log);
   } catch (err) {
-    return `access_log: cannot open ${config.access_log} (${(err as NodeJS.ErrnoException).code ?? String(err)})`;
+    return `access_log: cannot open ${config.access_log}: ${errnoText(err)}`;
   }
 }

@@ -1,4 +1,4 @@
-// The container's HEALTHCHECK: `node /app/src/healthcheck.ts [--config FILE]`. The image has
+// The container's HEALTHCHECK: `node /app/dist/healthcheck.js [--config FILE]`. The image has
 // no curl, so node itself probes the running opam-edge. Exit 0 healthy, 1 unhealthy (Docker
 // reserves 2); one line on stdout says why, and Docker keeps it in `docker inspect`.
 //
@@ -7,8 +7,9 @@
 //   otherwise    -> a TCP connection to the first http listener (the first https one when
 //                   http is off) must be accepted.
 // Which config: --config FILE, else $OPAM_EDGE_CONFIG, else the --config of the running
-// opam-edge process (read from /proc, so a changed CMD is followed), else the image's
-// default /etc/opam-edge/config.yaml.
+// opam-edge process (read from /proc, so a changed CMD is followed), else ./opam-edge.yaml
+// when it exists, else the image's default /etc/opam-edge/config.yaml (configPath(), which
+// `opam-edge status` uses too).
 //
 // The file is read leniently (the YAML library, no schema): an edited config that the running
 // process refused on SIGHUP must not turn into a failing health check and a restart loop.
@@ -16,6 +17,7 @@
 // Imports stay small (it runs every 30 s): node's own modules, units.ts and the YAML library
 // (about 16 MiB and 20 ms of a probe; the zod schema and the edge are never loaded).
 
+import { existsSync } from 'node:fs';
 import { readFile, readdir, readlink } from 'node:fs/promises';
 import { request } from 'node:http';
 import { connect } from 'node:net';
@@ -102,11 +104,28 @@ export async function runningConfig(procDir = '/proc'): Promise<string | null> {
   return null;
 }
 
-export async function configPath(argv: readonly string[], env: NodeJS.ProcessEnv, procDir?: string): Promise<string> {
-  const flag = argv.findIndex((a) => a === '--config' || a === '-c');
-  if (flag >= 0 && argv[flag + 1]) return argv[flag + 1]!;
+/** FILE of `--config FILE`, `-c FILE` or `--config=FILE` in a probe's own arguments; null without one. */
+export function configFlag(argv: readonly string[]): string | null {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if ((arg === '--config' || arg === '-c') && argv[i + 1]) return argv[i + 1]!;
+    if (arg.startsWith('--config=') && arg.length > '--config='.length) return arg.slice('--config='.length);
+  }
+  return null;
+}
+
+/**
+ * The config a probe (this HEALTHCHECK, `opam-edge status`) reads: FLAG, else
+ * $OPAM_EDGE_CONFIG, else the running opam-edge's --config, else ./opam-edge.yaml when it
+ * exists, else the image's default.
+ */
+export async function configPath(flag: string | null, env: NodeJS.ProcessEnv, procDir?: string, cwd = process.cwd()): Promise<string> {
+  if (flag) return flag;
   if (env.OPAM_EDGE_CONFIG) return env.OPAM_EDGE_CONFIG;
-  return (await runningConfig(procDir)) ?? DEFAULT_CONFIG;
+  const running = await runningConfig(procDir);
+  if (running) return running;
+  const local = resolve(cwd, 'opam-edge.yaml');
+  return existsSync(local) ? local : DEFAULT_CONFIG;
 }
 
 /** GET on the admin listener: status and body (up to `limit` characters); rejects on no answer. */
@@ -156,7 +175,7 @@ export async function readLenient(path: string): Promise<unknown> {
 }
 
 export async function healthcheck(argv: readonly string[], env: NodeJS.ProcessEnv, procDir?: string): Promise<Health> {
-  const path = await configPath(argv, env, procDir);
+  const path = await configPath(configFlag(argv), env, procDir);
   let raw: unknown = null;
   let note = '';
   try {

@@ -151,7 +151,7 @@ test('YAML errors carry file, line and column; empty files and duplicate keys ar
 
 test('a config file that cannot be read is one clear error', async () => {
   const result = await loadConfigFile('/nonexistent/opam-edge.yaml');
-  assert.deepEqual(result, { ok: false, errors: ['/nonexistent/opam-edge.yaml: cannot read the config file (ENOENT)'] });
+  assert.deepEqual(result, { ok: false, errors: ['/nonexistent/opam-edge.yaml: cannot read the config file: no such file'] });
 });
 
 test('formatPath', () => {

@@ -80,7 +80,7 @@ const refusals: { name: string; change: (w: World) => Record<string, unknown>; p
       writeFileSync(join(w.dir, 'a-file'), 'not a directory');
       return { acme: { directory: 'https://127.0.0.1:1/dir', storage: join(w.dir, 'a-file', 'storage'), ca_bundle: join(w.dir, 'no-ca.pem') } };
     },
-    problems: () => [/^acme\.ca_bundle: cannot read .*no-ca\.pem \(ENOENT\)$/, /^acme\.storage: cannot use .*a-file\/storage \(ENOTDIR\)$/],
+    problems: () => [/^acme\.ca_bundle: cannot read .*no-ca\.pem: no such file$/, /^acme\.storage: cannot use .*a-file\/storage: a parent is not a directory$/],
   },
   {
     name: 'a missing tls.certbot directory when nothing else provides a certificate',
@@ -90,7 +90,7 @@ const refusals: { name: string; change: (w: World) => Record<string, unknown>; p
   {
     name: 'the access log directory cannot be created',
     change: (w) => ({ access_log: join(w.dir, 'a-file', 'access.log') }),
-    problems: () => [/^access_log: cannot open .*a-file\/access\.log \((ENOTDIR|EEXIST)\)$/],
+    problems: () => [/^access_log: cannot open .*a-file\/access\.log: (a parent is not a directory|EEXIST)$/],
   },
 ];
 

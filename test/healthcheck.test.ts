@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import { configFromArgv, configPath, healthcheck, probeFor, runningConfig, DEFAULT_CONFIG } from '../src/healthcheck.ts';
+import { configFlag, configFromArgv, configPath, healthcheck, probeFor, runningConfig, DEFAULT_CONFIG } from '../src/healthcheck.ts';
 import { startEdgeProcess, tempDir } from './helpers/edge-process.ts';
 import { freePort } from './helpers/ports.ts';
 
@@ -67,10 +67,10 @@ test('the running process is found in /proc, PID 1 (the entrypoint) first', asyn
   fake(1, ['tini', '--', 'node', '/app/src/cli.ts', '--config', '/etc/opam-edge/other.yaml'], '/app');
   assert.equal(await runningConfig(proc), '/etc/opam-edge/other.yaml');
   // An explicit --config and $OPAM_EDGE_CONFIG come before /proc; the image default last.
-  assert.equal(await configPath(['--config', '/x.yaml'], { OPAM_EDGE_CONFIG: '/y.yaml' }, proc), '/x.yaml');
-  assert.equal(await configPath([], { OPAM_EDGE_CONFIG: '/y.yaml' }, proc), '/y.yaml');
-  assert.equal(await configPath([], {}, proc), '/etc/opam-edge/other.yaml');
-  assert.equal(await configPath([], {}, join(proc, 'missing')), DEFAULT_CONFIG);
+  assert.equal(await configPath(configFlag(['--config', '/x.yaml']), { OPAM_EDGE_CONFIG: '/y.yaml' }, proc), '/x.yaml');
+  assert.equal(await configPath(null, { OPAM_EDGE_CONFIG: '/y.yaml' }, proc), '/y.yaml');
+  assert.equal(await configPath(null, {}, proc), '/etc/opam-edge/other.yaml');
+  assert.equal(await configPath(null, {}, join(proc, 'missing'), join(proc, 'missing')), DEFAULT_CONFIG);
 });
 
 test('without admin: healthy while the http listener accepts, unhealthy once it is gone', async (t) => {

@@ -60,9 +60,9 @@ export class AcmeManager {
     const acme = config.acme;
     if (!acme) throw new EdgeError('ACME_START_FAILED', 'no acme section');
     const bundle = await readCaBundle(acme);
-    if ('problem' in bundle) throw new EdgeError('ACME_START_FAILED', bundle.problem);
+    if ('message' in bundle) throw new EdgeError('ACME_START_FAILED', `acme.ca_bundle: ${bundle.message}`);
     const opened = await openStorage(acme, deps.log);
-    if ('problem' in opened) throw new EdgeError('ACME_START_FAILED', opened.problem);
+    if ('message' in opened) throw new EdgeError('ACME_START_FAILED', `acme.storage: ${opened.message}`);
     const { caBundle } = bundle;
     const { storage } = opened;
     const issuer = new AcmeIssuer({

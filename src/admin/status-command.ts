@@ -1,15 +1,11 @@
 // `opam-edge status [--config FILE]`: the running node's health, certificates, upstreams and
 // workers, from GET /status on its admin listener, as a short table for a person (in the
-// container: `docker exec C node /app/src/cli.ts status`; the image has no curl).
-// The config is read only for its `admin` address, the HEALTHCHECK's way (healthcheck.ts):
-// no schema, no YAML library for the usual files. Which config: --config FILE, else
-// $OPAM_EDGE_CONFIG, else the running opam-edge's --config, else ./opam-edge.yaml, else
-// /etc/opam-edge/config.yaml. Exit 0: an answer, ok or degraded; 1: failing, or no answer
-// (one line on stderr); 2: usage.
+// container: `docker exec C opam-edge status`; the image has no curl).
+// The config is read only for its `admin` address, the HEALTHCHECK's way (healthcheck.ts:
+// the YAML library, no schema), and found the same way (configPath()). Exit 0: an answer,
+// ok or degraded; 1: failing, or no answer (one line on stderr); 2: usage.
 
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { adminGet, DEFAULT_CONFIG, probeFor, readLenient, runningConfig } from '../healthcheck.ts';
+import { adminGet, configPath, probeFor, readLenient } from '../healthcheck.ts';
 import type { StatusDocument } from './status.ts';
 import { duration } from './admin-page.ts';
 
@@ -27,8 +23,7 @@ export async function statusCommand(argv: readonly string[], env: NodeJS.Process
     if (!value) return err.write(`opam-edge status: --config needs a file\n${STATUS_USAGE}`), 2;
     flag = value;
   }
-  const local = resolve('opam-edge.yaml');
-  const path = flag ?? (env.OPAM_EDGE_CONFIG || null) ?? (await runningConfig()) ?? (existsSync(local) ? local : DEFAULT_CONFIG);
+  const path = await configPath(flag, env);
   let raw: unknown;
   try {
     raw = await readLenient(path);

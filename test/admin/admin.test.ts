@@ -320,7 +320,7 @@ test('admin_token_file: an empty or unreadable file is a config error with its k
     return result.ok ? [] : result.errors;
   };
   assert.deepEqual(errors({ ...base, admin_token_file: empty }), [`admin_token_file: ${empty} is empty`]);
-  assert.deepEqual(errors({ ...base, admin_token_file: join(dir, 'missing') }), [`admin_token_file: cannot read ${join(dir, 'missing')} (ENOENT)`]);
+  assert.deepEqual(errors({ ...base, admin_token_file: join(dir, 'missing') }), [`admin_token_file: cannot read ${join(dir, 'missing')}: no such file`]);
   assert.deepEqual(errors({ ...base, admin_writes: 'yes' }), ['admin_writes: must be "open" or null']);
   // With its line in a file.
   const parsed = parseConfig(`admin: "127.0.0.1:0"\nadmin_token_file: ${empty}\nsites: [{hosts: [opam.test], upstream: "http://127.0.0.1:9"}]\n`, 'x.yaml');
