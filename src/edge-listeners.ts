@@ -95,12 +95,19 @@ export class EdgeListeners {
       const { config } = reads.state();
       return { token: config.admin_token, writes: config.admin_writes };
     });
-    this.admin = new ListenerGroup('admin', log, { reusePort: false }, () => {
-      const server = createServer(serverOptions(reads.state().config.limits), handleAdmin);
-      server.on('clientError', onClientError);
-      this.#connections.track(server);
-      return server;
-    });
+    this.admin = new ListenerGroup(
+      'admin',
+      log,
+      { reusePort: false },
+      () => {
+        const server = createServer(serverOptions(reads.state().config.limits), handleAdmin);
+        server.on('clientError', onClientError);
+        this.#connections.track(server);
+        return server;
+      },
+      // One address, not a list.
+      () => 'admin',
+    );
   }
 
   /** Start-up: binds every group in turn; the first address that does not bind throws. */

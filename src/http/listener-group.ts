@@ -23,13 +23,16 @@ export class ListenerGroup<S extends NetServer> {
   readonly #log: EventLog;
   readonly #make: () => S;
   readonly #options: ListenOptions;
+  readonly #keyOf: (index: number) => string;
   readonly #bound = new Map<string, BoundListener & { server: S }>();
 
-  constructor(role: string, log: EventLog, options: ListenOptions, make: () => S) {
+  /** `keyOf` names the config key of the i-th address in a problem (`listen.http[0]` by default). */
+  constructor(role: string, log: EventLog, options: ListenOptions, make: () => S, keyOf = (index: number) => `listen.${role}[${index}]`) {
     this.#role = role;
     this.#log = log;
     this.#options = options;
     this.#make = make;
+    this.#keyOf = keyOf;
   }
 
   get role(): string {
@@ -60,7 +63,7 @@ export class ListenerGroup<S extends NetServer> {
         added.push(address.text);
       } catch (err) {
         firstError ??= err as Error;
-        problems.push(`${this.#role === 'admin' ? 'admin' : `listen.${this.#role}[${i}]`}: ${(err as Error).message}`);
+        problems.push(`${this.#keyOf(i)}: ${(err as Error).message}`);
       }
     }
     return {
