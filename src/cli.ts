@@ -86,6 +86,10 @@ export async function main(): Promise<number> {
     }
     case 'run': {
       (await import('./heap.ts')).tuneHeap();
+      // A cluster worker gets its config, parsed, from the primary: it never loads main.ts
+      // (and with it the YAML parser and the config schema).
+      const { isWorker, runWorker } = await import('./cluster.ts');
+      if (isWorker) process.exit(await runWorker());
       const { run, defaultConfigPath } = await import('./main.ts');
       const code = await run(command.config ?? defaultConfigPath());
       // Stopped: whatever keep-alive handle is left must not hold the process open.

@@ -11,6 +11,7 @@ import * as z from 'zod';
 import { covers, isHostName, isHostPattern, isWildcard, normalizeHostName } from './host-name.ts';
 import { parseDuration, parseListen, parseSize } from './units.ts';
 import { errnoText } from './errors.ts';
+import { deepFreeze } from './deep-freeze.ts';
 import type { ListenAddress } from './units.ts';
 
 const duration = z.union([z.string(), z.number()], { error: 'expected a duration such as "15s", "2m" or "30d"' }).transform((value, ctx) => {
@@ -385,23 +386,14 @@ export function formatPath(path: readonly PropertyKey[]): string {
   return out;
 }
 
-function deepFreeze<T>(value: T): T {
-  if (value && typeof value === 'object' && !(value instanceof URL) && !Object.isFrozen(value)) {
-    for (const child of Object.values(value)) deepFreeze(child);
-    Object.freeze(value);
-  }
-  return value;
-}
 
 /** Reads and validates a config file. A missing or unreadable file is one error. */
-export async function loadConfigFile(path: string): Promise<ConfigResult & { text?: string }> {
+export async function loadConfigFile(path: string): Promise<ConfigResult> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
     return { ok: false, errors: [`${path}: cannot read the config file: ${errnoText(err)}`] };
   }
-  const result = parseConfig(text, path);
-  // The text goes with a valid config: cluster workers parse the very same bytes.
-  return result.ok ? { ...result, text } : result;
+  return parseConfig(text, path);
 }

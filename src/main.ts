@@ -12,19 +12,19 @@ import { createEventLog } from './log.ts';
 import type { EventLog } from './log.ts';
 import { Edge, DEFAULT_GRACE_MS } from './edge.ts';
 import { demoAvailable, startDemo } from './demo.ts';
-import { Cluster, isWorker, runWorker } from './cluster.ts';
+import { Cluster } from './cluster.ts';
 import { checkConfig } from './check.ts';
 import { formatProblem } from './problem.ts';
 
 /** What signals act on: one Edge, or a cluster primary and its workers. */
 type Runtime = {
-  reload(config: Config, text: string, checked: readonly string[]): Promise<void>;
+  reload(config: Config, checked: readonly string[]): Promise<void>;
   stop(graceMs: number): Promise<void>;
   reopenLogs(): void;
 };
 
 function single(edge: Edge): Runtime {
-  return { reload: async (config, _text, checked) => void (await edge.reload(config, checked)), stop: (grace) => edge.stop(grace), reopenLogs: () => edge.reopenLogs() };
+  return { reload: async (config, checked) => void (await edge.reload(config, checked)), stop: (grace) => edge.stop(grace), reopenLogs: () => edge.reopenLogs() };
 }
 
 /** $OPAM_EDGE_CONFIG, else ./opam-edge.yaml when it exists, else null (the local demo). */
@@ -37,7 +37,6 @@ export function defaultConfigPath(): string | null {
 /** Runs until SIGTERM/SIGINT. Resolves with the process exit code. */
 export async function run(configPath: string | null): Promise<number> {
   const log = createEventLog();
-  if (isWorker) return runWorker(log);
   // Handlers go in first: a signal that arrives while starting must not find the default
   // action (which kills the process). A stop asked for then happens once started.
   let edge: Runtime | null = null;
@@ -91,7 +90,6 @@ export async function run(configPath: string | null): Promise<number> {
   };
 
   let config: Config;
-  let text = '';
   if (configPath === null && !demoAvailable()) {
     process.stderr.write('opam-edge: no config: pass --config FILE, set $OPAM_EDGE_CONFIG or create ./opam-edge.yaml (the local demo runs only from a source checkout)\n');
     removeHandlers();
@@ -109,7 +107,6 @@ export async function run(configPath: string | null): Promise<number> {
       return 1;
     }
     config = loaded.config;
-    text = loaded.text ?? '';
     // The files it names, as `check` reports them (without network look-ups).
     const checked = await checkConfig(config, { resolve: false });
     for (const w of checked.warnings) log.warn('config_warning', { path: w.path, line: w.line, message: w.message });
@@ -122,7 +119,7 @@ export async function run(configPath: string | null): Promise<number> {
 
   try {
     if (config.workers > 1 && configPath !== null) {
-      edge = await Cluster.start(config, text, log);
+      edge = await Cluster.start(config, log);
     } else {
       const one = await Edge.start(config, { log });
       if (configPath === null) printDemoBanner(one, log);
@@ -152,7 +149,7 @@ async function reload(edge: Runtime, configPath: string, log: EventLog): Promise
   // preparing finds (a listen address that does not bind) and refuses or applies it whole.
   const checked = await checkConfig(loaded.config, { resolve: false });
   for (const w of checked.warnings) log.warn('config_warning', { path: w.path, line: w.line, message: w.message });
-  await edge.reload(loaded.config, loaded.text ?? '', checked.problems.map((p) => formatProblem(p)));
+  await edge.reload(loaded.config, checked.problems.map((p) => formatProblem(p)));
 }
 
 function printDemoBanner(edge: Edge, log: EventLog): void {

@@ -3,7 +3,7 @@
 // listener, and every worker answers the node's tokens and serves the certificates it obtains.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { startEdgeProcess, tempDir } from './helpers/edge-process.ts';
@@ -12,6 +12,8 @@ import { makeCert } from './helpers/certs.ts';
 import { startOrigin } from './helpers/origin.ts';
 import { requirePebble, startChallTestSrv, startPebble } from './helpers/pebble.ts';
 import { freePort } from './helpers/ports.ts';
+import { parseConfig } from '../src/config.ts';
+import { configFromWire } from '../src/cluster.ts';
 
 const pids = (edge: EdgeProcess, event: string, from = 0) => new Set(edge.events.slice(from).filter((e) => e.event === event).map((e) => e.pid));
 
@@ -135,5 +137,16 @@ test('ACME with two workers: the primary orders, whichever worker the CA reaches
     const res = await get(`https://127.0.0.1:${https}/`, fresh);
     await fresh.close();
     assert.equal(res.status, 200);
+  }
+});
+
+test('the config crosses to a worker parsed, as JSON: configFromWire() gives back the same frozen config, peers as URLs', () => {
+  for (const example of ['opam-4.yaml', 'opam-5.yaml']) {
+    const parsed = parseConfig(readFileSync(join(import.meta.dirname, '..', 'deploy', 'examples', example), 'utf8'), example);
+    assert.ok(parsed.ok, example);
+    const crossed = configFromWire(JSON.parse(JSON.stringify(parsed.config)));
+    assert.deepEqual(crossed, parsed.config, example);
+    assert.ok(crossed.challenges.peers.length > 0 && crossed.challenges.peers.every((p) => p instanceof URL), `${example}: peers are URLs`);
+    assert.ok(Object.isFrozen(crossed.challenges) && Object.isFrozen(crossed.sites[0]), `${example}: frozen`);
   }
 });
