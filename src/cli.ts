@@ -85,7 +85,6 @@ export async function main(): Promise<number> {
       return check(command.config ?? defaultConfigPath(), { strict: command.strict });
     }
     case 'run': {
-      (await import('./heap.ts')).tuneHeap();
       // A cluster worker gets its config, parsed, from the primary: it never loads main.ts
       // (and with it the YAML parser and the config schema).
       const { isWorker, runWorker } = await import('./cluster.ts');
